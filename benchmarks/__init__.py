@@ -1,0 +1,1 @@
+"""echoweave.benchmarks: latency, memory and size of exported artifacts."""

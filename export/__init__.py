@@ -1,0 +1,1 @@
+"""echoweave.export: checkpoint -> ExecuTorch / Core ML / LiteRT / ONNX artifacts + manifest."""

@@ -1,0 +1,1 @@
+"""echoweave.train: data, phantom, augmentation, models, training engine and evaluation (torch)."""

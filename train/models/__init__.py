@@ -1,0 +1,1 @@
+"""Model registry: image, gru, tfw, attention over a configurable torchvision backbone."""
