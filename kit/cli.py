@@ -1,0 +1,29 @@
+"""The `echoweave` console script: one command with subcommands, built by jsonargparse from
+the typed signatures and docstrings of the functions in `echoweave.commands`.
+
+    echoweave --help
+    echoweave data inspect PATH [--json true]
+    echoweave <subcommand> --config file.yaml | --print_config
+"""
+from __future__ import annotations
+
+import sys
+
+from jsonargparse import CLI
+
+from echoweave.commands import data as data_cmd
+from echoweave.commands import models as models_cmd
+
+COMMANDS = {
+    "data": {"inspect": data_cmd.inspect, "synth": data_cmd.synth},
+    "models": models_cmd.models,
+}
+
+
+def main(argv: list[str] | None = None):
+    """Run the CLI (argv defaults to sys.argv[1:])."""
+    return CLI(COMMANDS, args=sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    main()

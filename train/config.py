@@ -1,0 +1,154 @@
+"""Typed training configuration (jsonargparse turns these into `echoweave train --help`).
+
+Light module: no torch at import time, so the CLI can describe itself in an edge-only install.
+The resolved config is saved next to every checkpoint (`config.yaml`), as litgpt does.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from echoweave.edge.preprocess import PreprocessSpec
+from echoweave.train.models.config import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    """Where clips come from and how windows are drawn from them.
+
+    Attributes:
+        path: Dataset root (NED or EV9V layout, a folder of DICOM or video files), or
+            ``phantom`` to generate the synthetic echo phantom in memory.
+        class_set: Class names to train on (``ned12`` or ``ned16``).
+        sampler: How a training window is drawn from a clip: ``consecutive`` (1 segment x T)
+            or ``spaced`` (T segments x 1, TSN style).
+        stride: Take every k-th frame before sampling (1 = full frame rate, 2 = FR/2, ...).
+        preprocessing: The deterministic preprocessing spec (grayscale, sector mask, resize,
+            crop, scale) that travels with the model to the manifest and the app. The model's
+            ``input_size`` follows ``preprocessing.crop``.
+        augment: Apply clip-consistent augmentation in training.
+        rotation: Maximum augmentation rotation in degrees.
+        val_fraction: Share of patients held out for validation when no split is given.
+        num_workers: DataLoader worker processes (0 = load in the main process).
+        eval_windows: Windows per clip at evaluation (sliding, evenly spread); their mean
+            probability is the clip (video-level) prediction.
+        phantom_patients: Synthetic patients when ``path`` is ``phantom``.
+        phantom_clips_per_view: Clips per view and patient when ``path`` is ``phantom``.
+        phantom_frames: Frames per synthetic clip.
+        phantom_size: Synthetic frame side in pixels.
+        phantom_difficulty: Phantom difficulty in [0, 1].
+    """
+
+    path: str = "phantom"
+    class_set: str = "ned12"
+    sampler: Literal["consecutive", "spaced"] = "consecutive"
+    stride: int = 1
+    preprocessing: PreprocessSpec = field(default_factory=PreprocessSpec)
+    augment: bool = True
+    rotation: float = 25.0
+    val_fraction: float = 0.2
+    num_workers: int = 0
+    eval_windows: int = 4
+    phantom_patients: int = 10
+    phantom_clips_per_view: int = 2
+    phantom_frames: int = 32
+    phantom_size: int = 128
+    phantom_difficulty: float = 0.5
+
+
+@dataclass
+class OptimConfig:
+    """SGD with a one-cycle schedule, the paper's recipe.
+
+    Attributes:
+        epochs: Passes over the training set.
+        batch_size: Samples per step (per process under DDP).
+        lr: Peak (one-cycle max) learning rate.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        label_smoothing: Cross-entropy label smoothing.
+        grad_clip: Clip the gradient norm to this value (0 = off).
+    """
+
+    epochs: int = 50
+    batch_size: int = 16
+    lr: float = 0.08
+    momentum: float = 0.75
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """One training run (stage 1 image model or stage 2 temporal model).
+
+    Attributes:
+        out: Run folder: checkpoints, TensorBoard logs and the resolved config go here.
+        stage: ``image`` trains on single frames (every frame a sample); ``temporal`` trains
+            on windows of T frames.
+        model: The model to build (see ``echoweave models``).
+        data: Dataset and sampling.
+        optim: Optimiser and schedule.
+        init_from: Stage-1 run folder or checkpoint whose backbone and fc0 initialise this
+            model (stage 2; the backbone keeps training unless ``freeze_backbone``).
+        freeze_backbone: Keep the per-frame CNN fixed in stage 2 (fast CPU experiments; the
+            paper fine-tunes it).
+        cache_features: With a frozen backbone, compute per-frame features once and train the
+            head on them (no augmentation in stage 2 then).
+        seed: Seeds data order, augmentation and initialisation.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        amp: Mixed precision on CUDA: ``bf16`` autocast or ``none``.
+        channels_last: Use channels-last memory format (faster convolutions on GPUs).
+        compile: Wrap the model in ``torch.compile``.
+        resume: Continue from the last complete checkpoint in ``out``.
+        keep_checkpoints: Complete epoch checkpoints to keep.
+        threads: CPU threads for torch (0 = leave torch's default).
+    """
+
+    out: str = "runs/tfw"
+    stage: Literal["image", "temporal"] = "temporal"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    init_from: str | None = None
+    freeze_backbone: bool = False
+    cache_features: bool = False
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["bf16", "none"] = "bf16"
+    channels_last: bool = True
+    compile: bool = False
+    resume: bool = False
+    keep_checkpoints: int = 2
+    threads: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-ready dict."""
+        out = dataclasses.asdict(self)
+        out["model"] = self.model.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Rebuild from `to_dict()` output (unknown keys are an error)."""
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys {unknown}; known: {sorted(known)}")
+        model = ModelConfig.from_dict(data.pop("model", {}))
+        data_values = dict(data.pop("data", {}))
+        spec = PreprocessSpec.from_dict(data_values.pop("preprocessing", {}))
+        data_cfg = _strict(DataConfig, {**data_values, "preprocessing": spec})
+        optim = _strict(OptimConfig, data.pop("optim", {}))
+        return cls(model=model, data=data_cfg, optim=optim, **data)
+
+
+def _strict(cls, values: dict[str, Any]):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {unknown}; known: {sorted(known)}")
+    return cls(**values)

@@ -1,0 +1,170 @@
+"""From a `DataConfig` to torch datasets: load clips once, mask them, then draw samples.
+
+`ClipStore` holds every clip of a dataset in memory as masked ``uint8 (T, H, W)`` frames with
+their labels and patient ids (echo datasets are small: NED is ~1k one-second clips). Datasets
+only hold indices into the store:
+
+- `FrameSamples`: stage 1, every frame of every clip is a sample (the paper's image training).
+- `WindowSamples`: windows of T frames, drawn fresh each epoch in training (consecutive or
+  spaced, TSN style) and at fixed, evenly spread positions in evaluation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from echoweave.edge.clip import Clip
+from echoweave.edge.errors import EchoweaveError
+from echoweave.edge.sector import apply_sector, estimate_sector
+from echoweave.edge.views import CLASS_SETS
+from echoweave.train.config import DataConfig
+from echoweave.train.data.augment import AugmentConfig, train_transform
+from echoweave.train.data.samplers import sample_consecutive, sample_spaced
+from echoweave.train.data.transforms import eval_transform, to_video
+
+
+@dataclass
+class ClipStore:
+    """All clips of a dataset, prepared for sampling.
+
+    Attributes:
+        clips: grayscale, sector-masked ``uint8 (T, H, W)`` clips.
+        class_names: class name per class id.
+        labels: ``(N,)`` class ids.
+        patients: ``(N,)`` patient ids (strings).
+        skipped: what the reader skipped and why (counts per reason).
+    """
+
+    clips: list[Clip]
+    class_names: tuple[str, ...]
+    labels: np.ndarray = field(init=False)
+    patients: np.ndarray = field(init=False)
+    skipped: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.clips:
+            raise EchoweaveError("the dataset holds no labelled clips")
+        unlabelled = [c.source for c in self.clips if c.label is None]
+        if unlabelled:
+            raise EchoweaveError(f"{len(unlabelled)} clips have no label (first: {unlabelled[0]}); "
+                                 "training needs a labelled layout (NED, EV9V or the phantom)")
+        self.labels = np.array([c.label for c in self.clips], dtype=np.int64)
+        self.patients = np.array([c.patient_id for c in self.clips])
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+
+def prepare_clip(clip: Clip, cfg: DataConfig) -> Clip:
+    """Grayscale, frame stride and sector mask (estimated once per clip, as the edge does)."""
+    clip = clip.gray()
+    frames = clip.frames[:: cfg.stride] if cfg.stride > 1 else clip.frames
+    if cfg.preprocessing.sector_mask:
+        frames = apply_sector(frames, estimate_sector(frames))
+    return Clip(np.ascontiguousarray(frames), clip.fps / cfg.stride, clip.patient_id, clip.label,
+                clip.source, clip.view, dict(clip.meta))
+
+
+def load_store(cfg: DataConfig, show_progress: bool = True) -> ClipStore:
+    """Read (or generate) the dataset named by ``cfg.path`` and prepare every clip."""
+    if cfg.class_set not in CLASS_SETS:
+        raise EchoweaveError(f"unknown class set {cfg.class_set!r}; known: {sorted(CLASS_SETS)}")
+    if cfg.path == "phantom":
+        from echoweave.train.data.phantom import PhantomConfig, generate_dataset
+
+        pcfg = PhantomConfig(num_patients=cfg.phantom_patients, clips_per_view=cfg.phantom_clips_per_view,
+                             num_frames=cfg.phantom_frames, height=cfg.phantom_size, width=cfg.phantom_size,
+                             difficulty=cfg.phantom_difficulty, class_set=CLASS_SETS[cfg.class_set])
+        raw, class_names, skipped = list(generate_dataset(pcfg)), CLASS_SETS[cfg.class_set], {}
+    else:
+        from echoweave.train.data.catalog import scan_dataset
+
+        catalog = scan_dataset(cfg.path, class_set=cfg.class_set)
+        refs = catalog.refs
+        raw = [ref.load() for ref in tqdm(refs, desc="reading clips", disable=not show_progress)]
+        class_names, skipped = tuple(catalog.class_names), dict(catalog.skipped)
+    clips = [prepare_clip(c, cfg) for c in tqdm(raw, desc="masking", leave=False, disable=not show_progress)]
+    return ClipStore(clips, tuple(class_names), skipped=skipped)
+
+
+def _as_video(frames: np.ndarray) -> torch.Tensor:
+    return to_video(frames[:, None] if frames.ndim == 3 else frames)  # (T, 1, H, W) uint8
+
+
+class FrameSamples(Dataset):
+    """Stage 1: every frame of the given clips is one sample ``x (1, H, W)``."""
+
+    def __init__(self, store: ClipStore, clip_indices, transform):
+        self.store, self.transform = store, transform
+        self.index = [(int(c), f) for c in clip_indices for f in range(store.clips[int(c)].num_frames)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        c, f = self.index[i]
+        frame = self.store.clips[c].frames[f : f + 1]  # (1, H, W)
+        x = self.transform(_as_video(frame))[0]  # (1, H, W) float
+        return {"x": x, "label": int(self.store.labels[c]), "clip": c}
+
+
+class WindowSamples(Dataset):
+    """Windows of ``frames`` frames: ``x (T, 1, H, W)``.
+
+    In training (``train=True``) each item draws a fresh window from its clip with a generator
+    seeded by ``(seed, epoch, item)``, so an epoch is reproducible and a resumed run sees the same
+    windows. In evaluation the windows sit at fixed, evenly spread positions: ``windows`` per
+    clip for consecutive sampling, one centred TSN window for spaced sampling.
+    """
+
+    def __init__(self, store: ClipStore, clip_indices, transform, frames: int, sampler: str,
+                 train: bool, windows: int = 1, repeats: int = 1, seed: int = 0):
+        if sampler not in ("consecutive", "spaced"):
+            raise EchoweaveError(f"unknown sampler {sampler!r}; use consecutive or spaced")
+        self.store, self.transform, self.frames = store, transform, frames
+        self.sampler, self.train, self.seed, self.epoch = sampler, train, seed, 0
+        clip_indices = [int(c) for c in clip_indices]
+        if train:
+            self.items = [(c, None) for c in clip_indices for _ in range(repeats)]
+        else:
+            self.items = [(c, idx) for c in clip_indices for idx in self._eval_windows(c, windows)]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw different training windows each epoch (call before iterating)."""
+        self.epoch = epoch
+
+    def _eval_windows(self, c: int, windows: int) -> list[np.ndarray]:
+        n = self.store.clips[c].num_frames
+        if self.sampler == "spaced":
+            return [sample_spaced(n, self.frames)]
+        starts = np.unique(np.linspace(0, max(0, n - self.frames), num=max(1, windows)).round().astype(int))
+        base = sample_consecutive(max(n, self.frames), self.frames)  # validates lengths / padding policy
+        return [np.minimum(s + np.arange(self.frames), n - 1) if n >= self.frames else base for s in starts]
+
+    def _draw(self, c: int, i: int) -> np.ndarray:
+        """Training window of item ``i`` (clip ``c``) for the current epoch."""
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        sample = sample_consecutive if self.sampler == "consecutive" else sample_spaced
+        return sample(self.store.clips[c].num_frames, self.frames, rng=rng)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        c, idx = self.items[i]
+        if idx is None:
+            idx = self._draw(c, i)
+        x = self.transform(_as_video(self.store.clips[c].frames[idx]))  # (T, 1, H, W) float
+        return {"x": x, "label": int(self.store.labels[c]), "clip": c}
+
+
+def make_transforms(cfg: DataConfig):
+    """(train transform, eval transform) for the config's preprocessing and augmentation."""
+    ev = eval_transform(cfg.preprocessing)
+    if not cfg.augment:
+        return ev, ev
+    return train_transform(cfg.preprocessing, AugmentConfig(rotation=cfg.rotation)), ev

@@ -1,0 +1,104 @@
+"""`train_one_epoch` and `predict`, as in torchvision's video_classification reference.
+
+Batches are dicts: ``x`` (``(B, 1, H, W)`` single frames in stage 1, ``(B, T, 1, H, W)``
+windows in stage 2, or ``(B, T, D)`` cached features), ``label`` ``(B,)`` and ``clip``
+``(B,)`` (the index of the clip the sample came from, for clip-level aggregation). ``model``
+is whatever maps ``x`` to logits: an `EchoModel`, a `stages` adapter, or their DDP wrapper.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from echoweave.edge.errors import EchoweaveError
+from echoweave.train.config import OptimConfig
+from echoweave.train.engine.runtime import Runtime, all_reduce_sum
+
+
+def make_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
+    """SGD with momentum and weight decay over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, steps_per_epoch: int):
+    """One-cycle schedule over the whole run (max lr = ``optim.lr``), stepped per batch."""
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=optim.lr, total_steps=max(1, optim.epochs * steps_per_epoch)
+    )
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, rt: Runtime, optim: OptimConfig, epoch: int,
+                    channels_last: bool = False, show_progress: bool = True) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss, accuracy and the last learning rate.
+
+    Raises:
+        EchoweaveError: the loss became NaN or infinite (nothing is saved then).
+    """
+    model.train()
+    loss_sum, correct, seen = 0.0, 0.0, 0.0
+    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not (show_progress and rt.is_main))
+    for batch in bar:
+        x = batch["x"].to(rt.device, non_blocking=True)
+        y = batch["label"].to(rt.device, non_blocking=True)
+        if channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with rt.autocast():
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=optim.label_smoothing)
+        if not torch.isfinite(loss):
+            raise EchoweaveError(f"loss became {loss.item()} at epoch {epoch}; stopping before any "
+                                 "checkpoint is overwritten (lower the learning rate or check the data)")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        n = y.shape[0]
+        loss_sum += loss.item() * n
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += n
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], rt)
+    if seen == 0:
+        raise EchoweaveError("the training split is empty: no batch was drawn")
+    return {"loss": loss_sum / seen, "accuracy": correct / seen, "lr": scheduler.get_last_lr()[0]}
+
+
+@torch.no_grad()
+def predict(model, loader, rt: Runtime, channels_last: bool = False,
+            show_progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Softmax probabilities for every sample of ``loader`` (in this process).
+
+    Returns:
+        ``(probs (N, K) float64, labels (N,), clips (N,))`` as numpy arrays.
+    """
+    model.eval()
+    probs, labels, clips = [], [], []
+    for batch in tqdm(loader, desc="eval", leave=False, disable=not show_progress):
+        x = batch["x"].to(rt.device, non_blocking=True)
+        if channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with rt.autocast():
+            logits = model(x)
+        p = torch.softmax(logits.float(), dim=1)
+        if not torch.isfinite(p).all():
+            raise EchoweaveError("model produced non-finite outputs during evaluation")
+        probs.append(p.cpu().double().numpy())
+        labels.append(batch["label"].numpy())
+        clips.append(batch["clip"].numpy())
+    if not probs:
+        raise EchoweaveError("the evaluation split is empty: no batch was drawn")
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(clips)
+
+
+def finite_or_raise(value: float, what: str) -> float:
+    """Guard a scalar metric (NaN would silently poison 'best' checkpoint selection)."""
+    if not math.isfinite(value):
+        raise EchoweaveError(f"{what} is {value}")
+    return value

@@ -1,0 +1,230 @@
+"""`run_training(cfg)`: one training run from config to checkpoint, as a straight line.
+
+    runtime -> data (store, split) -> model (+ stage-1 init, freeze) -> loaders -> optimiser
+    -> [resume] -> epochs (train, validate, log, checkpoint) -> final metrics
+
+Single process or ``torchrun --nproc_per_node N -m echoweave train ...`` (DDP; gloo on CPU).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler
+
+from echoweave.edge.errors import EchoweaveError
+from echoweave.train.config import TrainConfig
+from echoweave.train.data.splits import patient_train_val_test_split
+from echoweave.train.engine import checkpoint as ckpt
+from echoweave.train.engine.data import ClipStore, FrameSamples, WindowSamples, load_store, make_transforms
+from echoweave.train.engine.features import FeatureWindows, embed_clips
+from echoweave.train.engine.loop import make_optimizer, make_scheduler, predict, train_one_epoch
+from echoweave.train.engine.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
+from echoweave.train.engine.stages import HeadStage, ImageStage
+from echoweave.train.models import build_model, count_parameters, init_from_image_model
+
+
+@dataclass
+class RunResult:
+    """What a finished run leaves behind.
+
+    Attributes:
+        checkpoint: folder of the final checkpoint.
+        metrics: validation metrics of the final epoch (clip-level accuracy etc.).
+        model: the trained model (eval mode, on the training device).
+        store: the clip store used (reusable by callers such as k-fold).
+        val_indices: clip indices of the validation split.
+    """
+
+    checkpoint: Path
+    metrics: dict
+    model: torch.nn.Module
+    store: ClipStore
+    val_indices: np.ndarray
+
+
+def split_store(store: ClipStore, seed: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Patient-wise train/validation split of a store's clips (no patient in both)."""
+    train, val, _ = patient_train_val_test_split(store.patients, store.labels, val_fraction=val_fraction,
+                                                 test_fraction=0.0, seed=seed)
+    return np.asarray(train), np.asarray(val)
+
+
+def _check_classes(expected, got, where: str) -> None:
+    if list(expected) != list(got):
+        raise EchoweaveError(f"{where}: its classes {list(got)} do not match the dataset's {list(expected)}")
+
+
+def build_run_model(cfg: TrainConfig, class_names) -> torch.nn.Module:
+    """Build the configured model for this dataset, initialised from stage 1 when asked."""
+    mcfg = cfg.model.replace(num_classes=len(class_names), input_size=cfg.data.preprocessing.crop)
+    model = build_model(mcfg)
+    if cfg.init_from:
+        state, meta, folder = ckpt.load_checkpoint(cfg.init_from)
+        _check_classes(class_names, meta.get("class_names", []), str(folder))
+        init_from_image_model(model, state)
+    if cfg.freeze_backbone:
+        for p in list(model.backbone.parameters()) + list(model.fc0.parameters()):
+            p.requires_grad_(False)
+    return model
+
+
+def _loader(ds, batch_size: int, train: bool, rt: Runtime, cfg: TrainConfig, epoch_seed: int) -> DataLoader:
+    sampler = DistributedSampler(ds, shuffle=train, seed=cfg.seed, drop_last=False) if rt.distributed else None
+    if sampler is not None:
+        sampler.set_epoch(epoch_seed)
+    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch_seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+                      num_workers=cfg.data.num_workers, pin_memory=rt.device.type == "cuda",
+                      generator=gen, drop_last=False, persistent_workers=False)
+
+
+def _datasets(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, rt: Runtime):
+    """(train dataset, validation dataset) for the stage, with cached features if asked."""
+    train_tf, eval_tf = make_transforms(cfg.data)
+    frames = cfg.model.frames
+    if cfg.stage == "image":
+        return FrameSamples(store, train_idx, train_tf), WindowSamples(
+            store, val_idx, eval_tf, frames, cfg.data.sampler, train=False, windows=cfg.data.eval_windows)
+    if cfg.cache_features:
+        if not cfg.freeze_backbone:
+            raise EchoweaveError("cache_features needs freeze_backbone (features of a training "
+                                 "backbone change every step)")
+        feats = embed_clips(model, store, eval_tf, rt.device)
+        return (FeatureWindows(store, feats, train_idx, frames, cfg.data.sampler, train=True, seed=cfg.seed),
+                FeatureWindows(store, feats, val_idx, frames, cfg.data.sampler, train=False,
+                               windows=cfg.data.eval_windows))
+    return (WindowSamples(store, train_idx, train_tf, frames, cfg.data.sampler, train=True, seed=cfg.seed),
+            WindowSamples(store, val_idx, eval_tf, frames, cfg.data.sampler, train=False,
+                          windows=cfg.data.eval_windows))
+
+
+def _clip_accuracy(probs: np.ndarray, labels: np.ndarray, clips: np.ndarray) -> tuple[float, float]:
+    """(window-level accuracy, clip-level accuracy from the mean of a clip's window probabilities)."""
+    window_acc = float((probs.argmax(1) == labels).mean())
+    uniq = np.unique(clips)
+    clip_pred = np.array([probs[clips == c].mean(0).argmax() for c in uniq])
+    clip_lab = np.array([labels[clips == c][0] for c in uniq])
+    return window_acc, float((clip_pred == clip_lab).mean())
+
+
+def run_training(cfg: TrainConfig, store: ClipStore | None = None, train_idx=None, val_idx=None,
+                 show_progress: bool = True) -> RunResult:
+    """Train one model as configured; see the module docstring for the stages.
+
+    Args:
+        cfg: the run configuration.
+        store: clips already loaded (k-fold reuses one store); loaded from ``cfg.data`` if None.
+        train_idx: clip indices to train on (default: a patient-wise split of the store).
+        val_idx: clip indices to validate on (held out; default: the split's validation part).
+        show_progress: show progress bars.
+    """
+    rt = setup_runtime(cfg.device, cfg.amp, cfg.threads)
+    try:
+        return _run(cfg, rt, store, train_idx, val_idx, show_progress)
+    finally:
+        teardown_runtime(rt)
+
+
+def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
+    out = Path(cfg.out)
+    seed_everything(cfg.seed)
+    store = store if store is not None else load_store(cfg.data, show_progress and rt.is_main)
+    if train_idx is None or val_idx is None:
+        train_idx, val_idx = split_store(store, cfg.seed, cfg.data.val_fraction)
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        raise EchoweaveError(f"empty split: {len(train_idx)} training and {len(val_idx)} validation clips")
+    model = build_run_model(cfg, store.class_names).to(rt.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_ds, val_ds = _datasets(cfg, store, train_idx, val_idx, model, rt)
+    net = ImageStage(model) if cfg.stage == "image" else HeadStage(model) if cfg.cache_features else model
+    if cfg.compile:
+        net = torch.compile(net)
+    if rt.distributed:
+        net = DDP(net, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    steps = len(_loader(train_ds, cfg.optim.batch_size, True, rt, cfg, 0))
+    optimizer = make_optimizer(net, cfg.optim)
+    scheduler = make_scheduler(optimizer, cfg.optim, steps)
+
+    start_epoch, history = 0, []
+    if cfg.resume and (folder := ckpt.find_checkpoint(out)) is not None:
+        state, meta, folder = ckpt.load_checkpoint(folder)
+        _check_classes(store.class_names, meta["class_names"], str(folder))
+        model.load_state_dict(state)
+        ts = ckpt.load_train_state(folder)
+        if ts is None:
+            raise EchoweaveError(f"{folder}: no train_state.pt beside the weights; cannot resume")
+        optimizer.load_state_dict(ts["optimizer"])
+        scheduler.load_state_dict(ts["scheduler"])
+        start_epoch, history = int(meta["epoch"]), list(ts.get("history", []))
+        if rt.is_main:
+            print(f"resuming from {folder} (epoch {start_epoch})")
+
+    writer = None
+    if rt.is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        writer = SummaryWriter(log_dir=str(out / "tb"))
+        print(f"{cfg.model.name}/{cfg.model.backbone}: {count_parameters(model):,} parameters; "
+              f"{len(train_idx)} training clips, {len(val_idx)} validation clips, device {rt.device}")
+
+    metrics = history[-1] if history else {}
+    folder = ckpt.find_checkpoint(out) if start_epoch else None
+    for epoch in range(start_epoch, cfg.optim.epochs):
+        # Seed per epoch (not once per run): a resumed run draws exactly what the original would have.
+        seed_everything(cfg.seed * 1_000 + epoch)
+        if hasattr(train_ds, "set_epoch"):
+            train_ds.set_epoch(epoch)
+        loader = _loader(train_ds, cfg.optim.batch_size, True, rt, cfg, epoch)
+        train_m = train_one_epoch(net, loader, optimizer, scheduler, rt, cfg.optim, epoch + 1,
+                                  cfg.channels_last, show_progress)
+        metrics = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_m.items()}}
+        if rt.is_main:
+            eval_net = net.module if rt.distributed else net
+            if cfg.stage == "image":
+                eval_net = model  # validation of the image model: mean voting over windows
+            probs, labels, clips = predict(eval_net, _loader(val_ds, cfg.optim.batch_size, False, rt, cfg, 0), rt,
+                                           cfg.channels_last)
+            metrics["val_window_accuracy"], metrics["val_clip_accuracy"] = _clip_accuracy(probs, labels, clips)
+            history.append(metrics)
+            for k, v in metrics.items():
+                if k != "epoch":
+                    writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
+            meta = {"model": model.cfg.to_dict(), "class_names": list(store.class_names),
+                    "preprocessing": cfg.data.preprocessing.to_dict(), "stage": cfg.stage,
+                    "train": cfg.to_dict(), "metrics": metrics,
+                    "split": {"val_patients": sorted(set(store.patients[val_idx].tolist())),
+                              "val_clips": len(val_idx), "train_clips": len(train_idx)},
+                    "skipped": store.skipped}
+            folder = ckpt.save_checkpoint(out, epoch + 1, model, meta,
+                                          {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                           "history": history}, keep=cfg.keep_checkpoints)
+            if show_progress:
+                print(f"epoch {epoch + 1}/{cfg.optim.epochs}: loss {train_m['loss']:.4f} "
+                      f"train acc {train_m['accuracy']:.3f} val clip acc {metrics['val_clip_accuracy']:.3f}")
+        if rt.distributed:
+            torch.distributed.barrier()
+    if writer is not None:
+        writer.close()
+        ckpt.write_json_atomic(out / "metrics.json", {"final": metrics, "history": history})
+    model.eval()
+    return RunResult(checkpoint=folder if folder else out, metrics=metrics, model=model, store=store,
+                     val_indices=np.asarray(val_idx))
+
+
+def config_from_file(path: str | Path) -> TrainConfig:
+    """Load a YAML training config (the shipped ones live in ``train/configs``)."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    return TrainConfig.from_dict(data)
+
+
+__all__ = ["RunResult", "run_training", "build_run_model", "split_store", "config_from_file"]
