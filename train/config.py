@@ -31,6 +31,8 @@ class DataConfig:
         rotation: Maximum augmentation rotation in degrees.
         val_fraction: Share of patients held out for validation when no split is given.
         num_workers: DataLoader worker processes (0 = load in the main process).
+        train_windows: Training windows drawn per clip and epoch in stage 2 (each at a fresh
+            random position).
         eval_windows: Windows per clip at evaluation (sliding, evenly spread); their mean
             probability is the clip (video-level) prediction.
         phantom_patients: Synthetic patients when ``path`` is ``phantom``.
@@ -38,6 +40,7 @@ class DataConfig:
         phantom_frames: Frames per synthetic clip.
         phantom_size: Synthetic frame side in pixels.
         phantom_difficulty: Phantom difficulty in [0, 1].
+        phantom_seed: Seed of the phantom generator (independent of the training seed).
     """
 
     path: str = "phantom"
@@ -49,12 +52,14 @@ class DataConfig:
     rotation: float = 25.0
     val_fraction: float = 0.2
     num_workers: int = 0
+    train_windows: int = 1
     eval_windows: int = 4
     phantom_patients: int = 10
     phantom_clips_per_view: int = 2
     phantom_frames: int = 32
-    phantom_size: int = 128
-    phantom_difficulty: float = 0.5
+    phantom_size: int = 112
+    phantom_difficulty: float = 0.3
+    phantom_seed: int = 0
 
 
 @dataclass

@@ -78,7 +78,8 @@ def load_store(cfg: DataConfig, show_progress: bool = True) -> ClipStore:
 
         pcfg = PhantomConfig(num_patients=cfg.phantom_patients, clips_per_view=cfg.phantom_clips_per_view,
                              num_frames=cfg.phantom_frames, height=cfg.phantom_size, width=cfg.phantom_size,
-                             difficulty=cfg.phantom_difficulty, class_set=CLASS_SETS[cfg.class_set])
+                             difficulty=cfg.phantom_difficulty, seed=cfg.phantom_seed,
+                             class_set=CLASS_SETS[cfg.class_set])
         raw, class_names, skipped = list(generate_dataset(pcfg)), CLASS_SETS[cfg.class_set], {}
     else:
         from echoweave.train.data.catalog import scan_dataset

@@ -95,10 +95,12 @@ def _datasets(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, rt:
             raise EchoweaveError("cache_features needs freeze_backbone (features of a training "
                                  "backbone change every step)")
         feats = embed_clips(model, store, eval_tf, rt.device)
-        return (FeatureWindows(store, feats, train_idx, frames, cfg.data.sampler, train=True, seed=cfg.seed),
+        return (FeatureWindows(store, feats, train_idx, frames, cfg.data.sampler, train=True,
+                               repeats=cfg.data.train_windows, seed=cfg.seed),
                 FeatureWindows(store, feats, val_idx, frames, cfg.data.sampler, train=False,
                                windows=cfg.data.eval_windows))
-    return (WindowSamples(store, train_idx, train_tf, frames, cfg.data.sampler, train=True, seed=cfg.seed),
+    return (WindowSamples(store, train_idx, train_tf, frames, cfg.data.sampler, train=True,
+                          repeats=cfg.data.train_windows, seed=cfg.seed),
             WindowSamples(store, val_idx, eval_tf, frames, cfg.data.sampler, train=False,
                           windows=cfg.data.eval_windows))
 
