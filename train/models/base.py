@@ -1,0 +1,185 @@
+"""`EchoModel`: the one contract that training, export and benchmarks use.
+
+Every registered model is a per-frame embedder followed by a window head:
+
+    embed_frame(frame (B, C, H, W))        -> feature (B, D)     normalize -> backbone -> fc0 -> ReLU
+    classify_window(features (B, T, D))    -> logits (B, K)      model-specific head
+    forward(clip (B, T, C, H, W))          -> logits (B, K)      == classify_window(stack_t embed_frame(clip[:, t]))
+
+Pixels enter in [0, 1]; normalization (mean/std from the config) is a buffer inside the graph,
+so an exported artifact takes plain grayscale pixels. The streaming edge runtime keeps a ring
+buffer of `embed_frame` outputs and calls `classify_window` once per new frame; both halves are
+exported separately from `streaming_modules()`.
+
+The per-frame feature is the fc0 output *after* its ReLU: that is what the image model's fc1
+consumes (dropout aside), i.e. the "2048-d fc0 output" of ARCHITECTURE.md, and it is the same
+tensor for every model so stage 2 can start from the stage-1 image model (`init_from_image_model`).
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import torch
+from torch import nn
+
+from echoweave.train.models.backbones import build_backbone
+from echoweave.train.models.config import ModelConfig
+
+
+class EchoModel(nn.Module, abc.ABC):
+    """Base of all registered models: backbone + fc0 per frame, a window head per subclass.
+
+    Subclasses implement `forward_head(features (B, T, D)) -> logits (B, K)`.
+
+    Attributes:
+        cfg: The `ModelConfig` the model was built from.
+        frames: T, the window length the head expects.
+        feature_dim: D, the per-frame feature size.
+        num_classes: K.
+    """
+
+    #: Set by `register_model` on the class the builder returns.
+    model_name: str = ""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.frames = cfg.frames
+        self.feature_dim = cfg.resolved_feature_dim
+        self.num_classes = cfg.num_classes
+        self.backbone, self.backbone_dim = build_backbone(cfg.backbone, cfg.in_channels, cfg.width)
+        self.fc0 = nn.Linear(self.backbone_dim, self.feature_dim)
+        self.act0 = nn.ReLU()
+        # Non-persistent: the config is the single source of mean/std (it travels to the manifest).
+        mean = torch.tensor(cfg.mean, dtype=torch.float32).expand(cfg.in_channels).clone()
+        std = torch.tensor(cfg.std, dtype=torch.float32).expand(cfg.in_channels).clone()
+        self.register_buffer("pixel_mean", mean.view(1, -1, 1, 1), persistent=False)  # (1, C, 1, 1)
+        self.register_buffer("pixel_std", std.view(1, -1, 1, 1), persistent=False)  # (1, C, 1, 1)
+
+    # ---- the streaming split -------------------------------------------------------------
+    def embed_frame(self, frame: torch.Tensor) -> torch.Tensor:
+        """Per-frame feature of `[0, 1]` pixels.
+
+        Args:
+            frame: `(B, C, H, W)` float pixels in [0, 1].
+
+        Returns:
+            `(B, D)` features (fc0 output after ReLU).
+        """
+        x = (frame - self.pixel_mean) / self.pixel_std  # (B, C, H, W)
+        x = self.backbone(x)  # (B, F) pooled
+        return self.act0(self.fc0(x))  # (B, D)
+
+    def classify_window(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits of a window of per-frame features.
+
+        Args:
+            features: `(B, T, D)` outputs of `embed_frame` for T = `frames` consecutive frames.
+
+        Returns:
+            `(B, K)` logits.
+        """
+        if features.dim() != 3 or features.shape[1] != self.frames or features.shape[2] != self.feature_dim:
+            raise ValueError(f"{type(self).__name__}.classify_window expects features "
+                             f"(B, {self.frames}, {self.feature_dim}), got {tuple(features.shape)}")
+        return self.forward_head(features)
+
+    # ---- timm-style split and the window forward -----------------------------------------
+    def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
+        """Embed every frame of a clip in one backbone batch.
+
+        Args:
+            clip: `(B, T, C, H, W)` float pixels in [0, 1], T = `frames`.
+
+        Returns:
+            `(B, T, D)` features.
+        """
+        expected = (self.frames, self.cfg.in_channels)
+        if clip.dim() != 5 or (clip.shape[1], clip.shape[2]) != expected:
+            raise ValueError(f"{type(self).__name__} expects a clip (B, {self.frames}, "
+                             f"{self.cfg.in_channels}, H, W), got {tuple(clip.shape)}")
+        # flatten/unflatten with the configured T instead of sizes read from the input: no
+        # shape arithmetic in the graph (it breaks the jit.trace path of coremltools).
+        feats = self.embed_frame(clip.flatten(0, 1))  # (B*T, D)
+        return feats.unflatten(0, (-1, self.frames))  # (B, T, D)
+
+    @abc.abstractmethod
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Model-specific window head: `(B, T, D)` features -> `(B, K)` logits."""
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """Window logits `(B, K)` of a clip `(B, T, C, H, W)` of [0, 1] pixels."""
+        return self.classify_window(self.forward_features(clip))
+
+    # ---- what export and benchmarks need -------------------------------------------------
+    def example_inputs(self, method: str = "forward", batch_size: int = 1) -> tuple[torch.Tensor, ...]:
+        """Deterministic example inputs (seeded) for `method`, as a tuple for `torch.export`.
+
+        Args:
+            method: `forward`, `embed_frame` or `classify_window`.
+            batch_size: Leading batch dimension.
+        """
+        shapes = self._method_shapes(batch_size)
+        if method not in shapes:
+            raise ValueError(f"unknown method {method!r}; known: {', '.join(shapes)}")
+        gen = torch.Generator().manual_seed(0)
+        shape = shapes[method]["inputs"][0]["shape"]
+        # U[0, 1): valid pixels, and for classify_window non-negative like fc0's ReLU output.
+        return (torch.rand(shape, generator=gen),)
+
+    def _method_shapes(self, batch_size: int = 1) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        c, s, t, d, k = self.cfg.in_channels, self.cfg.input_size, self.frames, self.feature_dim, self.num_classes
+
+        def io(name: str, shape: list[int], layout: str) -> dict[str, Any]:
+            return {"name": name, "shape": shape, "dtype": "float32", "layout": layout}
+
+        logits = io("logits", [batch_size, k], "NK")
+        return {
+            "forward": {"inputs": [io("clip", [batch_size, t, c, s, s], "NTCHW")], "outputs": [logits]},
+            "embed_frame": {"inputs": [io("frame", [batch_size, c, s, s], "NCHW")],
+                            "outputs": [io("feature", [batch_size, d], "ND")]},
+            "classify_window": {"inputs": [io("features", [batch_size, t, d], "NTD")], "outputs": [logits]},
+        }
+
+    def input_spec(self) -> dict[str, Any]:
+        """Plain-dict description of the three methods' inputs/outputs for the manifest."""
+        return {
+            "model": self.cfg.name,
+            "backbone": self.cfg.backbone,
+            "frames": self.frames,
+            "input_size": self.cfg.input_size,
+            "in_channels": self.cfg.in_channels,
+            "feature_dim": self.feature_dim,
+            "num_classes": self.num_classes,
+            "pixel_range": [0.0, 1.0],
+            "normalization": {"mean": list(self.cfg.mean), "std": list(self.cfg.std), "in_graph": True},
+            "methods": self._method_shapes(1),
+        }
+
+    def streaming_modules(self) -> tuple[nn.Module, nn.Module]:
+        """Two modules sharing this model's weights, for separate `torch.export`:
+        `(FrameEmbedder: frame (B, C, H, W) -> (B, D), WindowClassifier: (B, T, D) -> (B, K))`."""
+        return FrameEmbedder(self), WindowClassifier(self)
+
+
+class FrameEmbedder(nn.Module):
+    """`forward = model.embed_frame` as its own module (shares the model's parameters)."""
+
+    def __init__(self, model: EchoModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        return self.model.embed_frame(frame)  # (B, D)
+
+
+class WindowClassifier(nn.Module):
+    """`forward = model.classify_window` as its own module (shares the model's parameters)."""
+
+    def __init__(self, model: EchoModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.model.classify_window(features)  # (B, K)

@@ -1,0 +1,105 @@
+"""`ModelConfig`: the one dataclass every registered model is built from.
+
+The config travels with the weights (checkpoint `config.json` -> export manifest), so nothing
+downstream types frame counts, feature sizes or mean/std a second time.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# The paper backbones all end in fc0 Linear -> 2048 (ARCHITECTURE.md "The model"); the tiny
+# backbone for tests and the CPU demo uses a narrower feature so its head stays small too.
+PAPER_FEATURE_DIM = 2048
+TINY_FEATURE_DIM = 256
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model of the registry.
+
+    Attributes:
+        name: Registered model name (`image`, `gru`, `tfw`, `attention`; see `list_models()`).
+        backbone: Per-frame CNN (`resnet50`, `resnet18`, `mobilenet_v3_large`, `tiny`).
+        num_classes: Number of view classes K (12 for NED-12).
+        frames: Frames per window T (4 in the paper; TFW weaves T chunks of D/T).
+        input_size: Square frame side in pixels fed to the network (224 in the paper).
+        in_channels: Image channels (1 = grayscale, the paper's choice).
+        feature_dim: Per-frame feature size D after fc0; None means 2048 (paper backbones)
+            or 256 (tiny).
+        dropout: Dropout before the classifier layer (0.6 in the paper, all models).
+        gru_hidden: GRU hidden size (256 in the paper).
+        gru_layers: Stacked GRU layers (3 in the paper).
+        gru_dropout: Dropout between GRU layers, active only in training (0.5 in the paper).
+        attention_heads: Heads of the attention baseline (4 in the paper).
+        attention_fc_dim: Width of the attention baseline's hidden FC (2048 in the paper).
+        width: Base channel width of the `tiny` backbone (ignored by the others).
+        mean: Per-channel normalization mean applied inside the graph to [0, 1] pixels.
+        std: Per-channel normalization std applied inside the graph to [0, 1] pixels.
+    """
+
+    name: str = "tfw"
+    backbone: str = "resnet50"
+    num_classes: int = 12
+    frames: int = 4
+    input_size: int = 224
+    in_channels: int = 1
+    feature_dim: int | None = None
+    dropout: float = 0.6
+    gru_hidden: int = 256
+    gru_layers: int = 3
+    gru_dropout: float = 0.5
+    attention_heads: int = 4
+    attention_fc_dim: int = 2048
+    width: int = 16
+    # ImageNet's RGB mean/std averaged over channels (what timm uses for 1-channel models):
+    # a neutral choice for training from scratch, stored here so it travels with the weights.
+    mean: tuple[float, ...] = field(default=(0.449,))
+    std: tuple[float, ...] = field(default=(0.226,))
+
+    def __post_init__(self) -> None:
+        self.mean = tuple(float(m) for m in self.mean)
+        self.std = tuple(float(s) for s in self.std)
+        for key in ("num_classes", "frames", "input_size", "in_channels", "gru_hidden",
+                    "gru_layers", "attention_heads", "attention_fc_dim", "width"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"ModelConfig.{key} must be >= 1, got {getattr(self, key)!r}")
+        if self.feature_dim is not None and self.feature_dim < 1:
+            raise ValueError(f"ModelConfig.feature_dim must be >= 1 or None, got {self.feature_dim!r}")
+        for key in ("dropout", "gru_dropout"):
+            if not 0.0 <= float(getattr(self, key)) < 1.0:
+                raise ValueError(f"ModelConfig.{key} must be in [0, 1), got {getattr(self, key)!r}")
+        for key in ("mean", "std"):
+            values = getattr(self, key)
+            if len(values) not in (1, self.in_channels):
+                raise ValueError(f"ModelConfig.{key} needs 1 or in_channels={self.in_channels} "
+                                 f"values, got {len(values)}")
+        if min(self.std) <= 0:
+            raise ValueError(f"ModelConfig.std must be positive, got {self.std}")
+
+    @property
+    def resolved_feature_dim(self) -> int:
+        """The per-frame feature size D actually built (resolves `feature_dim=None`)."""
+        if self.feature_dim is not None:
+            return int(self.feature_dim)
+        return TINY_FEATURE_DIM if self.backbone == "tiny" else PAPER_FEATURE_DIM
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        out["mean"], out["std"] = list(self.mean), list(self.std)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """Rebuild from `to_dict()` output; unknown keys are an error, not silently dropped."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,49 @@
+"""`image`: the stage-1 ResNet image classifier, and mean voting over a window.
+
+Per frame: normalize -> backbone -> fc0 (D->D) -> ReLU -> dropout 0.6 -> fc1 (D->K). Stage-1
+training treats every frame as a sample through `forward_image`. On a window, `classify_window`
+is the paper's mean voting: it returns log of the mean of the per-frame class probabilities, so
+`softmax(logits)` *is* the mean-voted probability vector and `argmax` the voted class.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from echoweave.train.models.base import EchoModel
+from echoweave.train.models.config import ModelConfig
+from echoweave.train.models.registry import register_model
+
+
+class ImageClassifier(EchoModel):
+    """ResNet image classifier with the paper's two-layer head (fc0, fc1)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.fc1 = nn.Linear(self.feature_dim, cfg.num_classes)
+
+    def forward_image(self, image: torch.Tensor) -> torch.Tensor:
+        """Single-frame logits for stage-1 training.
+
+        Args:
+            image: `(B, C, H, W)` pixels in [0, 1].
+
+        Returns:
+            `(B, K)` logits.
+        """
+        return self.fc1(self.dropout(self.embed_frame(image)))  # (B, K)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.fc1(self.dropout(features))  # (B, T, K) per-frame logits
+        log_probs = torch.log_softmax(logits, dim=-1)  # (B, T, K)
+        # log(mean_t p_t) computed stably; subtracting log(T) only shifts all classes equally.
+        return torch.logsumexp(log_probs, dim=1) - math.log(self.frames)  # (B, K)
+
+
+@register_model("image", "ResNet image classifier (fc0 -> ReLU -> dropout -> fc1); window = mean voting")
+def image(cfg: ModelConfig) -> ImageClassifier:
+    """Stage-1 image classifier."""
+    return ImageClassifier(cfg)
