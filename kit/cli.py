@@ -12,11 +12,17 @@ import sys
 from jsonargparse import CLI
 
 from echoweave.commands import data as data_cmd
+from echoweave.commands import demo as demo_cmd
 from echoweave.commands import models as models_cmd
+from echoweave.commands import train as train_cmd
 
 COMMANDS = {
     "data": {"inspect": data_cmd.inspect, "synth": data_cmd.synth},
     "models": models_cmd.models,
+    "train": train_cmd.train,
+    "evaluate": train_cmd.evaluate,
+    "kfold": train_cmd.kfold,
+    "demo": demo_cmd.demo,
 }
 
 

@@ -1,0 +1,103 @@
+"""Evaluate models on held-out clips: window ("clip") level and recording ("video") level.
+
+A *window* is what the model sees (T frames, or one frame for the image classifier); a
+*video* is one recorded clip, whose prediction is the mean of its windows' probabilities.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from echoweave.edge.errors import EchoweaveError
+from echoweave.train.config import TrainConfig
+from echoweave.train.engine import checkpoint as ckpt
+from echoweave.train.engine.data import ClipStore, FrameSamples, WindowSamples, load_store
+from echoweave.train.engine.loop import predict
+from echoweave.train.engine.runtime import Runtime, setup_runtime
+from echoweave.train.engine.stages import ImageStage
+from echoweave.train.data.transforms import eval_transform
+from echoweave.train.evaluation import (
+    clip_and_video_metrics,
+    mcnemar_exact,
+    plot_confusion_matrix,
+    write_metrics_json,
+)
+from echoweave.train.models import ModelConfig, build_model
+
+
+def predict_windows(model, store: ClipStore, clip_idx, spec, sampler: str, windows: int, rt: Runtime,
+                    batch_size: int = 32) -> dict[str, np.ndarray]:
+    """Window probabilities of ``model`` on clips ``clip_idx``.
+
+    Args:
+        model: an `EchoModel`.
+        sampler: ``consecutive`` (``windows`` evenly spread windows per clip), ``spaced`` (one
+            centred TSN window per clip) or ``frame`` (every frame through ``forward_image``).
+
+    Returns:
+        dict with ``probs (N, K)``, ``labels (N,)`` and ``video_ids (N,)`` (clip index per window).
+    """
+    tf = eval_transform(spec)
+    if sampler == "frame":
+        ds, net = FrameSamples(store, clip_idx, tf), ImageStage(model)
+    else:
+        ds, net = WindowSamples(store, clip_idx, tf, model.frames, sampler, train=False, windows=windows), model
+    probs, labels, clips = predict(net, DataLoader(ds, batch_size=batch_size), rt)
+    return {"probs": probs, "labels": labels, "video_ids": clips}
+
+
+def load_model(checkpoint: str | Path, device: torch.device | None = None):
+    """Rebuild a trained model from a checkpoint. Returns ``(model in eval mode, meta)``."""
+    state, meta, folder = ckpt.load_checkpoint(checkpoint)
+    model = build_model(ModelConfig.from_dict(meta["model"]))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise EchoweaveError(f"{folder}: weights do not fit the model config ({exc})") from exc
+    return model.to(device or "cpu").eval(), meta
+
+
+def evaluate_checkpoint(checkpoint: str, data_path: str | None = None, out: str | None = None,
+                        split: str = "val", sampler: str | None = None, windows: int = 4,
+                        compare: str | None = None, device: str = "auto") -> dict:
+    """Metrics of a checkpoint (and McNemar against ``compare``) written to ``out/metrics.json``."""
+    rt = setup_runtime(device, "none")
+    model, meta = load_model(checkpoint, rt.device)
+    cfg = TrainConfig.from_dict(meta["train"])
+    if data_path:
+        cfg.data.path = data_path
+    store = load_store(cfg.data)
+    if list(store.class_names) != list(meta["class_names"]):
+        raise EchoweaveError(f"{checkpoint}: classes {meta['class_names']} do not match the dataset's "
+                             f"{list(store.class_names)}")
+    if split == "val" and not data_path:
+        held_out = set(meta["split"]["val_patients"])
+        idx = [i for i, p in enumerate(store.patients) if p in held_out]
+    else:
+        idx = list(range(len(store)))
+    if not idx:
+        raise EchoweaveError(f"{checkpoint}: no clips to evaluate in split {split!r}")
+    sampler = sampler or cfg.data.sampler
+    pred = predict_windows(model, store, idx, cfg.data.preprocessing, sampler, windows, rt)
+    result = clip_and_video_metrics(pred["labels"], pred["probs"], list(store.class_names), pred["video_ids"])
+    result["checkpoint"], result["sampler"], result["split"] = str(checkpoint), sampler, split
+    if compare:
+        other, _ = load_model(compare, rt.device)
+        pred_b = predict_windows(other, store, idx, cfg.data.preprocessing, sampler, windows, rt)
+        result["mcnemar_vs"] = {"checkpoint": compare, **mcnemar_exact(
+            pred["labels"], pred["probs"].argmax(1), pred_b["probs"].argmax(1))}
+    out_dir = Path(out or checkpoint)
+    if out_dir.is_dir() is False:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    write_metrics_json(result, out_dir / "eval_metrics.json")
+    plot_confusion_matrix(np.array(result["video"]["confusion_matrix"]), list(store.class_names),
+                          out_dir / "eval_confusion.png")
+    v = result["video"]
+    lo, hi = v["accuracy_ci95"]
+    print(f"video-level accuracy {v['accuracy']:.3f} [95% CI {lo:.3f}-{hi:.3f}] on {v['n']} clips; "
+          f"macro F1 {v['f1_macro']:.3f}; window-level accuracy {result['clip']['accuracy']:.3f}")
+    print(f"wrote {out_dir / 'eval_metrics.json'} and {out_dir / 'eval_confusion.png'}")
+    return result
