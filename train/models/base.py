@@ -80,7 +80,8 @@ class EchoModel(nn.Module, abc.ABC):
         Returns:
             `(B, K)` logits.
         """
-        if features.dim() != 3 or features.shape[1] != self.frames or features.shape[2] != self.feature_dim:
+        # Shape checks are skipped under jit.trace, where sizes are traced values (TracerWarning).
+        if not torch.jit.is_tracing() and tuple(features.shape[1:]) != (self.frames, self.feature_dim):
             raise ValueError(f"{type(self).__name__}.classify_window expects features "
                              f"(B, {self.frames}, {self.feature_dim}), got {tuple(features.shape)}")
         return self.forward_head(features)
@@ -96,7 +97,7 @@ class EchoModel(nn.Module, abc.ABC):
             `(B, T, D)` features.
         """
         expected = (self.frames, self.cfg.in_channels)
-        if clip.dim() != 5 or (clip.shape[1], clip.shape[2]) != expected:
+        if not torch.jit.is_tracing() and (clip.dim() != 5 or (clip.shape[1], clip.shape[2]) != expected):
             raise ValueError(f"{type(self).__name__} expects a clip (B, {self.frames}, "
                              f"{self.cfg.in_channels}, H, W), got {tuple(clip.shape)}")
         # flatten/unflatten with the configured T instead of sizes read from the input: no

@@ -13,6 +13,8 @@ import torch
 
 
 def _check(features: torch.Tensor, chunks: int, who: str) -> None:
+    if torch.jit.is_tracing():  # sizes are traced values there; checking them only warns
+        return
     if features.dim() != 3 or features.shape[-1] % chunks:
         raise ValueError(f"{who}: expects features (B, T, D) with D divisible by {chunks}, "
                          f"got {tuple(features.shape)}")
