@@ -136,3 +136,16 @@ def test_grayscale_step_is_bit_identical_to_edge_rgb_to_gray():
 def test_bad_frames_raise_clip_read_error_naming_the_source(frames, problem):
     with pytest.raises(ClipReadError, match=f"scan.dcm: .*{problem}"):
         preprocess_frames(frames, PreprocessSpec(), source="scan.dcm")
+
+
+def test_to_video_accepts_reader_and_channel_first_layouts():
+    gray = np.arange(2 * 5 * 6, dtype=np.uint8).reshape(2, 5, 6)
+    rgb = np.stack([gray, gray + 1, gray + 2], axis=-1)  # (2, 5, 6, 3)
+    assert tuple(to_video(gray).shape) == (2, 1, 5, 6)
+    assert torch.equal(to_video(gray[:, None]), to_video(gray))  # already (T, 1, H, W)
+    video = to_video(rgb)
+    assert tuple(video.shape) == (2, 3, 5, 6) and int(video[1, 2, 4, 5]) == int(rgb[1, 4, 5, 2])
+    with pytest.raises(ValueError, match="uint8"):
+        to_video(gray.astype(np.float32))
+    with pytest.raises(ValueError, match=r"\(T, 1\|3, H, W\)"):
+        to_video(np.zeros((2, 4, 5, 6), np.uint8))

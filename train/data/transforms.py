@@ -45,15 +45,21 @@ class GrayscaleBT601(v2.Transform):
 
 
 def to_video(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
-    """Wrap uint8 ``(T, H, W)`` or ``(T, H, W, 3)`` frames as a ``(T, C, H, W)`` `tv_tensors.Video`.
+    """Wrap uint8 frames as a ``(T, C, H, W)`` `tv_tensors.Video`.
 
-    A Video (not a plain tensor) is what makes v2 transforms draw one set of random
-    parameters for the whole clip.
+    Accepts ``(T, H, W)`` grayscale, ``(T, H, W, 3)`` channels-last RGB (a reader's layout), or
+    an already channel-first ``(T, 1|3, H, W)`` array. A Video (not a plain tensor) is what
+    makes v2 transforms draw one set of random parameters for the whole clip.
     """
     x = torch.as_tensor(frames)
-    if x.dtype != torch.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] != 3):
-        raise ValueError(f"frames must be uint8 (T, H, W) or (T, H, W, 3), got {x.dtype} {tuple(x.shape)}")
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (T, C, H, W)
+    if x.dtype != torch.uint8 or x.ndim not in (3, 4):
+        raise ValueError(f"frames must be uint8 (T, H, W), (T, H, W, 3) or (T, C, H, W), got {x.dtype} {tuple(x.shape)}")
+    if x.ndim == 3:
+        x = x.unsqueeze(1)  # (T, 1, H, W)
+    elif x.shape[-1] == 3:
+        x = x.permute(0, 3, 1, 2)  # (T, 3, H, W)
+    elif x.shape[1] not in (1, 3):
+        raise ValueError(f"4-D frames must be (T, H, W, 3) or (T, 1|3, H, W), got {tuple(x.shape)}")
     return tv_tensors.Video(x.contiguous())
 
 
