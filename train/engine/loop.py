@@ -67,7 +67,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, rt: Runtime, optim: Opt
     loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], rt)
     if seen == 0:
         raise EchoweaveError("the training split is empty: no batch was drawn")
-    return {"loss": loss_sum / seen, "accuracy": correct / seen, "lr": scheduler.get_last_lr()[0]}
+    return {"loss": loss_sum / seen, "accuracy": correct / seen, "lr": scheduler.get_last_lr()[0],
+            "samples": int(seen)}
 
 
 @torch.no_grad()

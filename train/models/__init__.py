@@ -5,34 +5,43 @@
     logits = model(model.example_inputs()[0])  # (1, K) from a (1, T, 1, 64, 64) clip in [0, 1]
     embed, classify = model.streaming_modules()
 
-Importing this package registers every model (the model modules call `register_model`).
+Attributes are loaded lazily (PEP 562): `echoweave.train.models.config` (the light `ModelConfig`)
+can be imported without torch, so the CLI describes itself in an edge-only install. The first
+access to anything else imports torch and registers every model.
 """
-from echoweave.train.models.backbones import build_backbone, list_backbones
-from echoweave.train.models.base import EchoModel, FrameEmbedder, WindowClassifier
-from echoweave.train.models.config import ModelConfig
-from echoweave.train.models.registry import (
-    build_model,
-    count_model_parameters,
-    count_parameters,
-    describe_model,
-    init_from_image_model,
-    list_models,
-    register_model,
-)
-from echoweave.train.models.unrolled_gru import UnrolledGRU
-from echoweave.train.models.weaving import split_into_tokens, weave_features
+from __future__ import annotations
 
+import importlib
+
+# name -> defining submodule
+_EXPORTS = {
+    "build_backbone": "backbones", "list_backbones": "backbones",
+    "EchoModel": "base", "FrameEmbedder": "base", "WindowClassifier": "base",
+    "ModelConfig": "config",
+    "build_model": "registry", "count_model_parameters": "registry", "count_parameters": "registry",
+    "describe_model": "registry", "init_from_image_model": "registry", "list_models": "registry",
+    "register_model": "registry",
+    "UnrolledGRU": "unrolled_gru",
+    "split_into_tokens": "weaving", "weave_features": "weaving",
+    "AttentionClassifier": "attention", "ImageClassifier": "image", "RecurrentClassifier": "recurrent",
+}
 # Registration order is the order `list_models()` and `echoweave models` show.
-from echoweave.train.models import image as _image  # noqa: E402,F401  (registers "image")
-from echoweave.train.models import recurrent as _recurrent  # noqa: E402,F401  ("gru", "tfw")
-from echoweave.train.models import attention as _attention  # noqa: E402,F401  ("attention")
-from echoweave.train.models.attention import AttentionClassifier  # noqa: E402
-from echoweave.train.models.image import ImageClassifier  # noqa: E402
-from echoweave.train.models.recurrent import RecurrentClassifier  # noqa: E402
+_MODEL_MODULES = ("image", "recurrent", "attention")
 
-__all__ = [
-    "AttentionClassifier", "EchoModel", "FrameEmbedder", "ImageClassifier", "ModelConfig",
-    "RecurrentClassifier", "UnrolledGRU", "WindowClassifier", "build_backbone", "build_model",
-    "count_model_parameters", "count_parameters", "describe_model", "init_from_image_model",
-    "list_backbones", "list_models", "register_model", "split_into_tokens", "weave_features",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def _register_all() -> None:
+    for mod in _MODEL_MODULES:
+        importlib.import_module(f"{__name__}.{mod}")
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+    if _EXPORTS[name] != "config":
+        _register_all()
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
