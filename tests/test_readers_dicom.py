@@ -155,3 +155,13 @@ def test_truncated_uncompressed_and_garbage_and_missing(tmp_path):
         read_clip(junk)
     with pytest.raises(ClipReadError, match="file not found"):
         read_clip(tmp_path / "absent.dcm")
+
+
+def test_garbage_inside_real_cine_pixel_data(tmp_path, ybr_cine_path):
+    data = bytearray(open(ybr_cine_path, "rb").read())
+    mid = len(data) // 2
+    data[mid : mid + 3000] = bytes(3000)  # zeros where JPEG fragments should be
+    bad = tmp_path / "garbled.dcm"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ClipReadError, match="garbled.dcm: cannot decode pixel data"):
+        read_dicom(bad)

@@ -113,3 +113,15 @@ def test_apply_sector_shape_checks(fan_clip):
     sector = estimate_sector(frames)
     with pytest.raises(ValueError, match="differ in size"):
         apply_sector(frames[:, :10], sector)
+
+
+def test_edge_readers_and_sector_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, echoweave.edge.readers, echoweave.edge.sector; "
+        "bad = [m for m in ('torch', 'scipy', 'torchvision') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
