@@ -9,7 +9,7 @@ import json as _json
 from typing import Literal
 
 
-def inspect(path: str, json: bool = False, class_set: str = "ned12") -> None:
+def inspect(path: str, json: bool = False, class_set: Literal["ned12", "ned16"] = "ned12") -> None:
     """Detect a dataset's format and print patients, views, clips and frames per view.
 
     Reads headers and file lists only (no pixel decoding). Patient ids from DICOM are shown only
