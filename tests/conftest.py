@@ -42,3 +42,18 @@ def ybr_cine_path() -> str:
     from pydicom.data import get_testdata_file
 
     return get_testdata_file("examples_ybr_color.dcm")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A real trained checkpoint folder of the tiny TFW model (1 epoch on 3 phantom patients).
+
+    Its ``checkpoint.json`` names the dataset (the phantom config), the class names, the
+    preprocessing spec and the held-out patients, like any checkpoint.
+    """
+    from echoweave.train.engine.run import run_training
+    from tests.helpers.tiny import tiny_config
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    result = run_training(tiny_config(out, optim={"epochs": 1}), show_progress=False)
+    return result.checkpoint

@@ -19,28 +19,9 @@ from echoweave.train.engine import run as run_mod
 from echoweave.train.engine.data import load_store
 from echoweave.train.engine.recipe import CONFIG_DIR, load_recipe, stage_config
 from echoweave.train.engine.run import run_training
+from tests.helpers.tiny import tiny_config
 
 torch.set_num_threads(1)
-
-
-def tiny_config(out, **over) -> TrainConfig:
-    """A run that takes a second or two: 3 patients, 12 views, 8 frames of 48 px, tiny backbone."""
-    base = {
-        "out": str(out), "device": "cpu", "amp": "none", "channels_last": False, "seed": 0, "threads": 1,
-        "stage": "temporal",
-        "model": {"name": "tfw", "backbone": "tiny", "width": 8, "feature_dim": 64, "gru_hidden": 32,
-                  "gru_layers": 2},
-        "data": {"path": "phantom", "phantom_patients": 3, "phantom_clips_per_view": 1, "phantom_frames": 8,
-                 "phantom_size": 48, "augment": True, "eval_windows": 2, "val_fraction": 0.34,
-                 "preprocessing": {"resize": 36, "crop": 32}},
-        "optim": {"epochs": 2, "batch_size": 8, "lr": 0.01},
-    }
-    for key, value in over.items():
-        if isinstance(value, dict):
-            base[key] = {**base.get(key, {}), **value}
-        else:
-            base[key] = value
-    return TrainConfig.from_dict(base)
 
 
 @pytest.fixture(scope="module")

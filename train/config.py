@@ -31,6 +31,8 @@ class DataConfig:
         rotation: Maximum augmentation rotation in degrees.
         val_fraction: Share of patients held out for validation when no split is given.
         num_workers: DataLoader worker processes (0 = load in the main process).
+        frames_per_clip: Stage 1 only: frames drawn per clip and epoch (fresh ones each epoch);
+            0 uses every frame of every clip, as the paper does.
         train_windows: Training windows drawn per clip and epoch in stage 2 (each at a fresh
             random position).
         eval_windows: Windows per clip at evaluation (sliding, evenly spread); their mean
@@ -52,6 +54,7 @@ class DataConfig:
     rotation: float = 25.0
     val_fraction: float = 0.2
     num_workers: int = 0
+    frames_per_clip: int = 0
     train_windows: int = 1
     eval_windows: int = 4
     phantom_patients: int = 10

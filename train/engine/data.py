@@ -97,11 +97,27 @@ def _as_video(frames: np.ndarray) -> torch.Tensor:
 
 
 class FrameSamples(Dataset):
-    """Stage 1: every frame of the given clips is one sample ``x (1, H, W)``."""
+    """Stage 1: frames of the given clips as samples ``x (1, H, W)``.
 
-    def __init__(self, store: ClipStore, clip_indices, transform):
-        self.store, self.transform = store, transform
-        self.index = [(int(c), f) for c in clip_indices for f in range(store.clips[int(c)].num_frames)]
+    With ``per_clip=0`` every frame of every clip is a sample (the paper). With ``per_clip=n``
+    each epoch draws ``n`` frames per clip afresh (seeded by ``(seed, epoch)``): the same frames
+    seen over a few epochs at a fraction of the cost, for CPU presets.
+    """
+
+    def __init__(self, store: ClipStore, clip_indices, transform, per_clip: int = 0, seed: int = 0):
+        self.store, self.transform, self.per_clip, self.seed = store, transform, per_clip, seed
+        self.clip_indices = [int(c) for c in clip_indices]
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose this epoch's frames (only matters with ``per_clip > 0``)."""
+        rng = np.random.default_rng((self.seed, epoch))
+        self.index = []
+        for c in self.clip_indices:
+            n = self.store.clips[c].num_frames
+            frames = range(n) if self.per_clip <= 0 or self.per_clip >= n else np.sort(
+                rng.choice(n, size=self.per_clip, replace=False))
+            self.index += [(c, int(f)) for f in frames]
 
     def __len__(self) -> int:
         return len(self.index)

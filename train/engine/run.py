@@ -88,7 +88,7 @@ def _datasets(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, rt:
     train_tf, eval_tf = make_transforms(cfg.data)
     frames = cfg.model.frames
     if cfg.stage == "image":
-        return FrameSamples(store, train_idx, train_tf), WindowSamples(
+        return FrameSamples(store, train_idx, train_tf, cfg.data.frames_per_clip, cfg.seed), WindowSamples(
             store, val_idx, eval_tf, frames, cfg.data.sampler, train=False, windows=cfg.data.eval_windows)
     if cfg.cache_features:
         if not cfg.freeze_backbone:

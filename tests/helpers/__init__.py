@@ -1,0 +1,1 @@
+"""Test helpers shared across test files (tiny configs and a trained tiny checkpoint)."""
