@@ -229,3 +229,30 @@ def test_default_demo_dataset_generation_time():
           f"in {seconds:.1f} s ({1000 * seconds / n_frames:.2f} ms/frame)")
     assert (n_clips, n_frames) == (240, 7680)
     assert seconds < 60
+
+
+def test_data_synth_writes_ned_and_ev9v_layouts_that_read_back(tmp_path, capsys):
+    import json
+
+    from echoweave.commands.data import synth
+    from echoweave.train.data.catalog import scan_dataset
+
+    kw = dict(num_patients=3, clips_per_view=1, num_frames=3, height=32, width=32, seed=5)
+    synth(str(tmp_path / "ned"), layout="ned", **kw)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "ned" / "phantom_summary.json").read_text())
+    assert (printed["clips"], printed["frames"], printed["views"]) == (36, 108, 12)
+    lines = (tmp_path / "ned" / "P001" / "annotations.txt").read_text().splitlines()
+    assert len(lines) == 12 and "PSAX_MV/clip_001 1 3 8" in lines
+    assert sorted(p.name for p in (tmp_path / "ned" / "P001" / "PSAX_MV" / "clip_001").iterdir()) == \
+        ["img_00001.jpg", "img_00002.jpg", "img_00003.jpg"]
+    cat = scan_dataset(str(tmp_path / "ned"))
+    assert (len(cat), sorted(cat.patients())) == (36, ["P000", "P001", "P002"])
+
+    synth(str(tmp_path / "ev9v"), layout="ev9v", **kw)
+    capsys.readouterr()
+    splits = {s: (tmp_path / "ev9v" / f"{s}.txt").read_text().split() for s in ("train", "validation", "test")}
+    assert [len(v) for v in splits.values()] == [12, 12, 12]  # one patient per split, 12 clips each
+    owners = {s: {name.split("_")[0] for name in v} for s, v in splits.items()}
+    assert owners == {"train": {"P000"}, "validation": {"P001"}, "test": {"P002"}}  # patient-wise
+    assert len(scan_dataset(str(tmp_path / "ev9v"))) == 36

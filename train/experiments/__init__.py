@@ -1,0 +1,1 @@
+"""Small, self-contained experiments that check a claim about the data or the models."""
