@@ -11,6 +11,7 @@ import sys
 
 from jsonargparse import CLI
 
+from echoweave.edge.errors import EchoweaveError
 from echoweave.commands import data as data_cmd
 from echoweave.commands import demo as demo_cmd
 from echoweave.commands import models as models_cmd
@@ -27,8 +28,16 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None):
-    """Run the CLI (argv defaults to sys.argv[1:])."""
-    return CLI(COMMANDS, args=sys.argv[1:] if argv is None else argv)
+    """Run the CLI (argv defaults to sys.argv[1:]).
+
+    Errors echoweave raises on purpose (bad input, missing files, mismatched models) print as
+    one line naming the file and the problem, with exit status 2, instead of a traceback.
+    """
+    try:
+        return CLI(COMMANDS, args=sys.argv[1:] if argv is None else argv)
+    except EchoweaveError as exc:
+        print(f"echoweave: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
