@@ -41,7 +41,9 @@ class RecurrentClassifier(EchoModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         seq = weave_features(features, self.frames) if self.weave else features  # (B, T, D)
         out, _ = self.gru(seq)  # (B, T, H)
-        return self.head(self.dropout(out[:, -1]))  # (B, K) from the last step
+        # Slice + flatten rather than out[:, -1]: a select would stay outside the XNNPACK delegate.
+        last = out[:, -1:].flatten(1)  # (B, H)
+        return self.head(self.dropout(last))  # (B, K) from the last step
 
 
 @register_model("gru", "ResNet features -> GRU over the T frames (no-weaving baseline)")

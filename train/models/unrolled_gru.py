@@ -34,9 +34,11 @@ class GRULayer(nn.Module):
         bound = hidden_size ** -0.5
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
+        # Non-persistent: not a weight, so state dicts keep exactly nn.GRU's parameters.
+        self.register_buffer("zero_state", torch.zeros(1, 1, hidden_size), persistent=False)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the layer over a sequence.
+        """Run the layer over a sequence (T is read from `x`, a constant once exported).
 
         Args:
             x: Input sequence `(B, T, input_size)`.
@@ -46,21 +48,23 @@ class GRULayer(nn.Module):
             `(outputs (B, T, hidden_size), last hidden (B, hidden_size))`.
         """
         # Input projections for all steps at once: three matmuls instead of 3T small ones.
-        xr = self.W_ir(x).unbind(1)  # T x (B, H)
-        xz = self.W_iz(x).unbind(1)
-        xn = self.W_in(x).unbind(1)
-        if h is None:
-            # zeros_like of an existing (B, H) tensor: no shape arithmetic, so torch.export and
-            # jit.trace both see a plain op rather than sizes read from the input.
-            h = torch.zeros_like(xr[0])  # (B, H)
+        xr, xz, xn = self.W_ir(x), self.W_iz(x), self.W_in(x)  # (B, T, H) each
+        # h stays 3-d (B, 1, H) and steps are taken with narrow: slices, views and cat lower to
+        # XNNPACK, whereas unbind/select leave a squeeze/select outside the delegate per layer.
+        # The default h0 is a (1, 1, H) zeros buffer that broadcasts against the batch: no
+        # zeros op whose size comes from the input (full_like does not delegate either).
+        h = self.zero_state if h is None else h.unsqueeze(1)  # (1 or B, 1, H)
         outputs = []
-        for x_r, x_z, x_n in zip(xr, xz, xn):
-            r = torch.sigmoid(x_r + self.W_hr(h))  # (B, H)
-            z = torch.sigmoid(x_z + self.W_hz(h))  # (B, H)
-            n = torch.tanh(x_n + r * self.W_hn(h))  # (B, H)
-            h = (1 - z) * n + z * h  # (B, H)
+        for t in range(x.shape[1]):
+            x_r, x_z, x_n = xr.narrow(1, t, 1), xz.narrow(1, t, 1), xn.narrow(1, t, 1)  # (B, 1, H)
+            r = torch.sigmoid(x_r + self.W_hr(h))  # (B, 1, H)
+            z = torch.sigmoid(x_z + self.W_hz(h))  # (B, 1, H)
+            n = torch.tanh(x_n + r * self.W_hn(h))  # (B, 1, H)
+            # (1 - z) * n + z * h, written as ATen's GRU cell computes it; it also avoids the
+            # scalar constant of `1 - z`, which ExecuTorch leaves as a copy outside the delegate.
+            h = n + z * (h - n)  # (B, 1, H)
             outputs.append(h)
-        return torch.stack(outputs, dim=1), h  # (B, T, H), (B, H)
+        return torch.cat(outputs, dim=1), h.flatten(1)  # (B, T, H), (B, H)
 
 
 class UnrolledGRU(nn.Module):
