@@ -1,0 +1,261 @@
+"""The converter interface: what every export format receives, returns and is registered as.
+
+A *converter* is a plain function ``(ctx: ExportContext, precision: str) -> ArtifactRecord``
+that writes its files into ``ctx.out_dir`` (the temporary staging folder of the export) and
+describes them. Converters are registered by import path in `CONVERTERS` and imported only
+when used (`load_converter`), so `echoweave export` works when one converter package is not
+installed: that format is skipped with the reason "package X not installed".
+
+Combinations that are deliberately not produced are kept in the `UNSUPPORTED` table with a
+reason (ExecuTorch's ``aot_compiler`` style), not discovered by try/except::
+
+    from echoweave.export.formats import ExportContext, ArtifactRecord, artifact_file_name
+
+    def export_litert(ctx: ExportContext, precision: str) -> ArtifactRecord:
+        name = artifact_file_name(ctx.model_id, precision, ".tflite")  # tfw_tiny_q8.tflite
+        ... convert ctx.modules()["embed_frame"] with ctx.example_inputs["embed_frame"],
+        ... calibrate int8 on ctx.calibration_inputs("embed_frame") (real training frames)
+        return ArtifactRecord(format="litert", backend="xnnpack", precision=precision,
+                              files=[name], methods={m: {"file": name, "entry": m} for m in METHODS})
+
+Rules for converters:
+- Do not modify ``ctx.model`` (other converters use it after you); deepcopy if a library
+  mutates modules in place.
+- Calibrate int8 on ``ctx.calibration_inputs(method)`` (real training clips), never on random
+  tensors.
+- Write only inside ``ctx.out_dir``; ``files`` and ``methods[*]["file"]`` are relative to it.
+- Every artifact provides the three methods (`forward`, `embed_frame`, `classify_window`);
+  ``entry`` is the method name inside a multi-method program, the signature key (LiteRT), the
+  function name (Core ML multifunction) or the file's own graph (ONNX: ``"main"``).
+- A format that can run on this host registers a runner in `RUNNERS`:
+  ``run(folder, record, method, inputs: list[np.ndarray]) -> np.ndarray`` (first output);
+  the parity report executes every artifact that has one.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from echoweave.edge.manifest import METHODS, file_bytes, sha256_file
+
+#: Short precision tags used in file names (ARCHITECTURE.md: ``tfw_r50_xnnpack_q8.pte``).
+PRECISION_TAGS = {"fp32": "fp32", "fp16": "fp16", "int8": "q8"}
+
+
+@dataclass
+class ExportContext:
+    """Everything a converter needs, built once per export by the pipeline.
+
+    Attributes:
+        model: the `EchoModel`, eval mode, fp32, on CPU. Do not modify it.
+        model_id: folder name and file-name prefix, e.g. ``tfw_tiny`` or ``tfw_r50``.
+        out_dir: the staging folder converters write into (renamed into place at the end).
+        calib_windows: ``float32 (N, T, C, S, S)`` preprocessed windows of real *training* clips.
+        calib_frames: ``float32 (M, C, S, S)`` the frames of those windows.
+        calib_features: ``float32 (N, T, D)`` eager fp32 ``embed_frame`` outputs of the windows.
+        example_inputs: per method, the tuple of torch tensors `torch.export` traces with.
+        class_names: class name per class id.
+        preprocessing: `PreprocessSpec.to_dict()`-style dict (travels into the artifact config).
+        meta: the checkpoint's metadata (model config, train config, metrics ...).
+    """
+
+    model: Any
+    model_id: str
+    out_dir: Path
+    calib_windows: np.ndarray
+    calib_frames: np.ndarray
+    calib_features: np.ndarray
+    example_inputs: dict[str, tuple]
+    class_names: list[str]
+    preprocessing: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def modules(self) -> dict[str, Any]:
+        """The three methods as separate `nn.Module` s sharing the model's weights."""
+        embedder, classifier = self.model.streaming_modules()
+        return {"forward": self.model, "embed_frame": embedder, "classify_window": classifier}
+
+    def calibration_inputs(self, method: str) -> list[tuple]:
+        """Batch-1 calibration samples for ``method`` as tuples of torch tensors.
+
+        ``forward`` gets windows ``(1, T, C, S, S)``, ``embed_frame`` frames ``(1, C, S, S)``,
+        ``classify_window`` features ``(1, T, D)`` from the eager fp32 embedder.
+        """
+        import torch
+
+        source = {"forward": self.calib_windows, "embed_frame": self.calib_frames,
+                  "classify_window": self.calib_features}[method]
+        return [(torch.from_numpy(np.ascontiguousarray(x[None])),) for x in source]
+
+    def config_json(self) -> str:
+        """Class names, preprocessing and model id as JSON (rides inside artifacts that can
+        carry constants, e.g. ExecuTorch ``constant_methods``)."""
+        import json
+
+        return json.dumps({"model_id": self.model_id, "class_names": list(self.class_names),
+                           "preprocessing": self.preprocessing, "frames": int(self.model.frames)})
+
+
+@dataclass
+class ArtifactRecord:
+    """What a converter produced (paths relative to the export folder).
+
+    Attributes:
+        format: one of `echoweave.edge.manifest.FORMATS`.
+        backend: delegate/compute unit, e.g. ``xnnpack``, ``cpu``, ``mlprogram``.
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        files: file (or folder, e.g. ``.mlpackage``) names relative to the export folder.
+        methods: ``{method: {"file": name, "entry": entry}}`` for all three methods.
+        input_dtype: dtype the app feeds (``float32``: pixels in [0, 1]).
+        output_dtype: dtype of the logits.
+        extra: format-specific facts for the manifest/parity report (delegation share, ops
+            left outside the delegate, quantization scheme, ...). JSON-serializable.
+        notes: one human sentence on what this artifact is (e.g. "8-bit weights only").
+        id: unique id; defaults to ``<format>_<backend>_<precision>``.
+    """
+
+    format: str
+    backend: str
+    precision: str
+    files: list[str]
+    methods: dict[str, dict[str, str]]
+    input_dtype: str = "float32"
+    output_dtype: str = "float32"
+    extra: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+    id: str = ""
+
+    def __post_init__(self):
+        if not self.id:
+            self.id = f"{self.format}_{self.backend}_{self.precision}"
+
+    def manifest_entry(self, folder: str | Path) -> dict[str, Any]:
+        """The manifest's artifact entry, with sha256 and size of every file in ``folder``."""
+        folder = Path(folder)
+        return {
+            "id": self.id, "format": self.format, "backend": self.backend, "precision": self.precision,
+            "files": [{"path": f, "sha256": sha256_file(folder / f), "bytes": file_bytes(folder / f)}
+                      for f in self.files],
+            "methods": self.methods, "input_dtype": self.input_dtype, "output_dtype": self.output_dtype,
+            "notes": self.notes, **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+def artifact_file_name(model_id: str, precision: str, suffix: str, backend: str | None = None,
+                       method: str | None = None) -> str:
+    """``<model_id>[_<backend>]_<fp32|fp16|q8>[_<method>]<suffix>``, e.g. ``tfw_tiny_xnnpack_q8.pte``,
+    ``tfw_tiny_fp32_embed_frame.onnx``."""
+    parts = [model_id] + ([backend] if backend else []) + [PRECISION_TAGS[precision]]
+    parts += [method] if method and method != "forward" else []
+    return "_".join(parts) + suffix
+
+
+@dataclass(frozen=True)
+class ConverterSpec:
+    """One registered format.
+
+    Attributes:
+        converter: ``"module:function"`` import path of the converter.
+        precisions: precisions the converter produces.
+        package: the import name whose absence skips the format.
+        runner: ``"module:function"`` running an artifact here, or None (e.g. Core ML needs macOS).
+        no_runner_reason: why there is no runner (goes into the parity report).
+    """
+
+    converter: str
+    precisions: tuple[str, ...]
+    package: str
+    runner: str | None = None
+    no_runner_reason: str = ""
+
+
+CONVERTERS: dict[str, ConverterSpec] = {
+    "executorch": ConverterSpec("echoweave.export.executorch_format:export_executorch", ("fp32", "int8"),
+                                "executorch", "echoweave.export.parity:run_executorch"),
+    "onnx": ConverterSpec("echoweave.export.onnx_format:export_onnx", ("fp32", "int8"),
+                          "onnxruntime", "echoweave.export.parity:run_onnx"),
+    "litert": ConverterSpec("echoweave.export.litert:export_litert", ("fp32", "int8"),
+                            "litert_torch", "echoweave.export.parity:run_litert"),
+    "coreml": ConverterSpec("echoweave.export.coreml:export_coreml", ("fp32", "fp16", "int8"),
+                            "coremltools", None, "Core ML predict needs macOS; only structural checks on Linux"),
+}
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A (format, precision, model) combination not produced, and why."""
+
+    format: str
+    precision: str
+    model: str  # registered model name (ModelConfig.name) or "*"
+    reason: str
+
+
+UNSUPPORTED: list[Unsupported] = [
+    Unsupported("executorch", "fp16", "*", "XNNPACK fp16 kernels need ARMv8.2 FP16 arithmetic; on x86 and "
+                "older phones they fall back or fail; int8 is the CPU fast path"),
+    Unsupported("onnx", "fp16", "*", "ONNX Runtime's CPU provider lacks fp16 kernels for most ops (it would "
+                "insert casts and run slower than fp32); use int8 QDQ"),
+    Unsupported("litert", "fp16", "*", "not exported: LiteRT fp16 only pays off on the GPU delegate, which "
+                "this kit does not benchmark; int8 is the CPU/NPU path"),
+]
+
+#: What a precision means for a format when it is not the obvious thing (manifest notes).
+PRECISION_NOTES: dict[tuple[str, str], str] = {
+    ("coreml", "int8"): "8-bit weights only (activations fp16); Core ML int8 activations are not attempted",
+    ("executorch", "int8"): "PT2E XNNPACKQuantizer, per-channel symmetric int8 weights, int8 activations",
+    ("onnx", "int8"): "QDQ U8S8 (uint8 activations, int8 per-channel weights), static calibration",
+}
+
+
+def unsupported_reason(format: str, precision: str, model_name: str) -> str | None:
+    """The reason a combination is not produced, or None when it is."""
+    spec = CONVERTERS.get(format)
+    if spec is None:
+        return f"unknown format {format!r}; known: {', '.join(CONVERTERS)}"
+    for row in UNSUPPORTED:
+        if row.format == format and row.precision == precision and row.model in ("*", model_name):
+            return row.reason
+    if precision not in spec.precisions:
+        return f"{format} converter produces {', '.join(spec.precisions)} only"
+    return None
+
+
+def missing_package(format: str) -> str | None:
+    """``"package X not installed"`` when the format's package (or its converter module) is absent."""
+    spec = CONVERTERS[format]
+    if importlib.util.find_spec(spec.package) is None:
+        return f"package {spec.package} not installed"
+    module = spec.converter.split(":")[0]
+    if importlib.util.find_spec(module) is None:
+        return f"converter module {module} not available in this echoweave"
+    return None
+
+
+def _resolve(path: str) -> Callable:
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_converter(format: str) -> Callable[[ExportContext, str], ArtifactRecord]:
+    """Import and return the converter function of ``format`` (lazy import)."""
+    return _resolve(CONVERTERS[format].converter)
+
+
+def load_runner(format: str) -> Callable | None:
+    """Import the runner of ``format``, or None when artifacts of it cannot run here."""
+    spec = CONVERTERS[format]
+    if spec.runner is None:
+        return None
+    return _resolve(spec.runner)
+
+
+def all_methods(file: str, entry: str | None = None) -> dict[str, dict[str, str]]:
+    """``methods`` for a single multi-method file: each method's entry is its own name
+    (or ``entry`` for all of them)."""
+    return {m: {"file": file, "entry": entry or m} for m in METHODS}
