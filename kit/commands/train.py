@@ -60,7 +60,7 @@ def train(
 
 def evaluate(checkpoint: str, data_path: str | None = None, out: str | None = None,
              split: Literal["val", "all"] = "val", sampler: Literal["consecutive", "spaced"] | None = None,
-             windows: int = 4, compare: str | None = None, device: Literal["auto", "cpu", "cuda"] = "auto"):
+             windows: int | None = None, compare: str | None = None, device: Literal["auto", "cpu", "cuda"] = "auto"):
     """Evaluate a checkpoint on held-out clips: clip- and video-level metrics with exact CIs.
 
     Args:
@@ -69,7 +69,7 @@ def evaluate(checkpoint: str, data_path: str | None = None, out: str | None = No
         out: Folder for metrics.json and the confusion matrix PNG (default: the run folder).
         split: `val` = the checkpoint's held-out patients; `all` = every clip of data_path.
         sampler: Window sampling (default: the checkpoint's).
-        windows: Windows per clip for consecutive sampling.
+        windows: Windows per clip for consecutive sampling (default: the checkpoint's).
         compare: A second checkpoint evaluated on the same clips; adds McNemar's exact test.
         device: `auto`, `cpu` or `cuda`.
     """

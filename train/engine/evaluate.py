@@ -61,7 +61,7 @@ def load_model(checkpoint: str | Path, device: torch.device | None = None):
 
 
 def evaluate_checkpoint(checkpoint: str, data_path: str | None = None, out: str | None = None,
-                        split: str = "val", sampler: str | None = None, windows: int = 4,
+                        split: str = "val", sampler: str | None = None, windows: int | None = None,
                         compare: str | None = None, device: str = "auto") -> dict:
     """Metrics of a checkpoint (and McNemar against ``compare``) written to ``out/metrics.json``."""
     rt = setup_runtime(device, "none")
@@ -81,6 +81,7 @@ def evaluate_checkpoint(checkpoint: str, data_path: str | None = None, out: str 
     if not idx:
         raise EchoweaveError(f"{checkpoint}: no clips to evaluate in split {split!r}")
     sampler = sampler or cfg.data.sampler
+    windows = windows or cfg.data.eval_windows
     pred = predict_windows(model, store, idx, cfg.data.preprocessing, sampler, windows, rt)
     result = clip_and_video_metrics(pred["labels"], pred["probs"], list(store.class_names), pred["video_ids"])
     result["checkpoint"], result["sampler"], result["split"] = str(checkpoint), sampler, split

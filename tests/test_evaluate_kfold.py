@@ -1,0 +1,99 @@
+"""Held-out evaluation of checkpoints and the patient-wise K-fold experiment (tiny, real runs)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from echoweave.edge.errors import EchoweaveError
+from echoweave.train.engine.evaluate import evaluate_checkpoint, load_model
+from echoweave.train.engine.kfold import run_kfold
+from tests.helpers.tiny import tiny_config
+
+
+def test_evaluate_checkpoint_on_held_out_patients(tiny_checkpoint, tmp_path):
+    res = evaluate_checkpoint(str(tiny_checkpoint), out=str(tmp_path), compare=str(tiny_checkpoint), device="cpu")
+    _, meta = load_model(tiny_checkpoint)
+    n_val = meta["split"]["val_clips"]
+    assert res["video"]["n"] == n_val  # one video-level prediction per held-out clip
+    assert res["clip"]["n"] == n_val * 2  # eval_windows=2 windows per clip in the tiny config
+    assert 0.0 <= res["video"]["accuracy"] <= 1.0
+    lo, hi = res["video"]["accuracy_ci95"]
+    assert lo <= res["video"]["accuracy"] <= hi
+    # The same model compared with itself disagrees nowhere.
+    assert (res["mcnemar_vs"]["b"], res["mcnemar_vs"]["c"], res["mcnemar_vs"]["p"]) == (0, 0, 1.0)
+    saved = json.loads((tmp_path / "eval_metrics.json").read_text())
+    assert saved["video"]["accuracy"] == pytest.approx(res["video"]["accuracy"])
+    assert (tmp_path / "eval_confusion.png").stat().st_size > 1000
+
+
+def test_evaluate_refuses_dataset_with_other_classes(tiny_checkpoint, tmp_path):
+    state_dir = tiny_checkpoint
+    meta_path = state_dir / "checkpoint.json"
+    original = meta_path.read_text()
+    try:
+        meta = json.loads(original)
+        meta["class_names"] = meta["class_names"][::-1]
+        meta_path.write_text(json.dumps(meta))
+        with pytest.raises(EchoweaveError, match="do not match"):
+            evaluate_checkpoint(str(state_dir), out=str(tmp_path), device="cpu")
+    finally:
+        meta_path.write_text(original)
+
+
+def _tiny_recipe(path):
+    cfg = tiny_config("unused").to_dict()
+    base = {k: cfg[k] for k in ("device", "amp", "channels_last", "seed", "threads", "model", "data")}
+    base["data"]["phantom_patients"] = 4
+    recipe = {
+        "base": base,
+        "stage1": {"stage": "image", "model": {"name": "image"}, "optim": {"epochs": 1, "batch_size": 16}},
+        "stage2": {"stage": "temporal", "freeze_backbone": True, "cache_features": True,
+                   "optim": {"epochs": 2, "batch_size": 8, "lr": 0.02}},
+        "variants": {"gru_over_time": {"model": {"name": "gru"}},
+                     "tfw_consecutive": {"model": {"name": "tfw"}},
+                     "tfw_spaced": {"model": {"name": "tfw"}, "data": {"sampler": "spaced"}}},
+        "experiment": {"mcnemar": [["tfw_consecutive", "image (single frame)"]]},
+    }
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_kfold_reports_every_method_on_held_out_folds(tmp_path):
+    recipe = _tiny_recipe(tmp_path / "recipe.yaml")
+    res = run_kfold(str(recipe), out=str(tmp_path / "exp"), folds=2, docs=str(tmp_path / "docs" / "t.md"),
+                    show_progress=False)
+    methods = res["methods"]
+    assert set(methods) == {"image (single frame)", "image, mean vote 4 consecutive", "image, mean vote 4 spaced",
+                            "gru_over_time", "tfw_consecutive", "tfw_spaced"}
+    # Every clip of the dataset is scored exactly once at video level (held out in one fold).
+    n_clips = 4 * 12
+    for name, m in methods.items():
+        assert m["pooled"]["video"]["n"] == n_clips, name
+        assert m["num_folds"] == 2
+    # Single-frame evaluation scores every frame; votes score windows.
+    assert methods["image (single frame)"]["pooled"]["clip"]["n"] == n_clips * 8
+    test = res["mcnemar_video"]["tfw_consecutive vs image (single frame)"]
+    assert test["n"] == n_clips and 0.0 <= test["p"] <= 1.0
+    md = (tmp_path / "docs" / "t.md").read_text()
+    assert "Synthetic data" in md and "tfw_spaced" in md and "Motion-only" in md
+    assert (tmp_path / "exp" / "results.json").is_file()
+    assert (tmp_path / "exp" / "confusion_tfw_consecutive.png").is_file()
+
+
+def test_kfold_with_too_few_patients_is_an_error(tmp_path):
+    recipe = _tiny_recipe(tmp_path / "recipe.yaml")
+    with pytest.raises(EchoweaveError):
+        run_kfold(str(recipe), out=str(tmp_path / "exp"), folds=5, show_progress=False)
+
+
+def test_motion_pair_accuracy_counts_only_pair_clips():
+    from echoweave.train.engine.kfold import _motion_pair_accuracy
+
+    names = ["A", "B", "C"]
+    labels = np.array([0, 1, 0, 1, 2])
+    preds = np.array([0, 0, 0, 1, 1])
+    out = _motion_pair_accuracy(labels, preds, names, [("A", "B")])
+    assert out == {"A|B": {"accuracy": 0.75, "n": 4}}
