@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None):
     one line naming the file and the problem, with exit status 2, instead of a traceback.
     """
     try:
-        return CLI(COMMANDS, args=sys.argv[1:] if argv is None else argv)
+        return CLI(COMMANDS, args=sys.argv[1:] if argv is None else argv, prog="echoweave")
     except EchoweaveError as exc:
         print(f"echoweave: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
