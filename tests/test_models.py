@@ -19,7 +19,7 @@ from echoweave.train.models import (
     weave_features,
 )
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # the machine is shared; tiny models need no more
 
 # ResNet-50 (1-channel conv1, no fc) 23,501,760 + fc0 2048x2048 4,196,352 = CNN 27,698,112;
 # GRU 3 layers, hidden 256 on 2048 inputs = 2,560,512; head 256x12 = 3,084.
@@ -212,3 +212,17 @@ def test_models_command_lists_every_model_with_its_count(capsys):
     main(["models"])
     table = capsys.readouterr().out
     assert "tfw" in table and f"{TFW_R50_K12:,}" in table
+
+
+def test_explicit_attention_equals_nn_multihead_attention():
+    from echoweave.train.models.attention import MultiHeadSelfAttention
+
+    torch.manual_seed(0)
+    ref = torch.nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    ours = MultiHeadSelfAttention(32, 4).eval()
+    with torch.no_grad():
+        for proj, w, b in zip((ours.q, ours.k, ours.v), ref.in_proj_weight.chunk(3), ref.in_proj_bias.chunk(3)):
+            proj.weight.copy_(w), proj.bias.copy_(b)
+        ours.out.load_state_dict(ref.out_proj.state_dict())
+        x = torch.randn(3, 16, 32)  # (B, 16 tokens, E)
+        torch.testing.assert_close(ours(x), ref(x, x, x, need_weights=False)[0], atol=1e-5, rtol=1e-5)

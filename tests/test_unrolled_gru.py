@@ -7,7 +7,7 @@ from torch import nn
 
 from echoweave.train.models import ModelConfig, UnrolledGRU, build_model, weave_features
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # the machine is shared; tiny models need no more
 
 
 def _pair(input_size=7, hidden=6, layers=3, dropout=0.5, bias=True, seed=0):

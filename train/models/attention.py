@@ -35,13 +35,16 @@ class MultiHeadSelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, heads, N, E/heads)
+        # Heads folded into the batch: 3-d bmm lowers to XNNPACK, a 4-d matmul leaves an expand.
+        x = x.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, heads, N, E/heads)
+        return x.flatten(0, 1)  # (B*heads, N, E/heads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Self-attention over tokens `(B, N, E)` -> `(B, N, E)`."""
         q, k, v = self._split_heads(self.q(x)), self._split_heads(self.k(x)), self._split_heads(self.v(x))
-        attn = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1)  # (B, heads, N, N)
-        y = (attn @ v).transpose(1, 2).flatten(2)  # (B, N, E)
-        return self.out(y)  # (B, N, E)
+        attn = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * self.scale, dim=-1)  # (B*heads, N, N)
+        y = torch.bmm(attn, v).unflatten(0, (-1, self.heads))  # (B, heads, N, E/heads)
+        return self.out(y.transpose(1, 2).flatten(2))  # (B, N, E)
 
 
 class AttentionClassifier(EchoModel):
@@ -63,7 +66,9 @@ class AttentionClassifier(EchoModel):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         tokens = split_into_tokens(features, self.chunks) + self.pos_embed  # (B, T*chunks, D/chunks)
-        pooled = self.attn(tokens).mean(dim=1)  # (B, D/chunks)
+        attended = self.attn(tokens).transpose(1, 2).unsqueeze(-1)  # (B, D/chunks, N, 1)
+        # Token mean as a 4-d global average pool, the form XNNPACK's mean accepts.
+        pooled = attended.mean(dim=(-2, -1), keepdim=True).flatten(1)  # (B, D/chunks)
         return self.head(self.dropout(self.act(self.fc(pooled))))  # (B, K)
 
 

@@ -7,14 +7,14 @@ is the paper's mean voting: it returns log of the mean of the per-frame class pr
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from echoweave.train.models.base import EchoModel
 from echoweave.train.models.config import ModelConfig
 from echoweave.train.models.registry import register_model
+
+_TINY = torch.finfo(torch.float32).tiny
 
 
 class ImageClassifier(EchoModel):
@@ -38,9 +38,11 @@ class ImageClassifier(EchoModel):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         logits = self.fc1(self.dropout(features))  # (B, T, K) per-frame logits
-        log_probs = torch.log_softmax(logits, dim=-1)  # (B, T, K)
-        # log(mean_t p_t) computed stably; subtracting log(T) only shifts all classes equally.
-        return torch.logsumexp(log_probs, dim=1) - math.log(self.frames)  # (B, K)
+        probs = torch.softmax(logits, dim=-1).transpose(1, 2).unsqueeze(-1)  # (B, K, T, 1)
+        # Mean over frames as a 4-d global average pool (the form XNNPACK's mean lowers), then
+        # log; the clamp keeps a fully underflowed class finite (log >= -87.3) instead of -inf.
+        voted = probs.mean(dim=(-2, -1), keepdim=True).flatten(1)  # (B, K)
+        return voted.clamp_min(_TINY).log()  # (B, K)
 
 
 @register_model("image", "ResNet image classifier (fc0 -> ReLU -> dropout -> fc1); window = mean voting")
