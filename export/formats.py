@@ -78,7 +78,8 @@ class ExportContext:
     def modules(self) -> dict[str, Any]:
         """The three methods as separate `nn.Module` s sharing the model's weights."""
         embedder, classifier = self.model.streaming_modules()
-        return {"forward": self.model, "embed_frame": embedder, "classify_window": classifier}
+        # The wrappers are fresh modules (training=True); eval() so exporters see inference mode.
+        return {"forward": self.model.eval(), "embed_frame": embedder.eval(), "classify_window": classifier.eval()}
 
     def calibration_inputs(self, method: str) -> list[tuple]:
         """Batch-1 calibration samples for ``method`` as tuples of torch tensors.

@@ -12,8 +12,10 @@ import sys
 from jsonargparse import CLI
 
 from echoweave.edge.errors import EchoweaveError
+from echoweave.commands import classify as classify_cmd
 from echoweave.commands import data as data_cmd
 from echoweave.commands import demo as demo_cmd
+from echoweave.commands import export as export_cmd
 from echoweave.commands import models as models_cmd
 from echoweave.commands import train as train_cmd
 
@@ -24,6 +26,8 @@ COMMANDS = {
     "evaluate": train_cmd.evaluate,
     "kfold": train_cmd.kfold,
     "demo": demo_cmd.demo,
+    "export": export_cmd.export,
+    "classify": classify_cmd.classify,
 }
 
 

@@ -1,0 +1,159 @@
+"""ExecuTorch converter: one multi-method `.pte` lowered to XNNPACK (fp32 or PT2E int8), plus a
+BundledProgram `.bpte` carrying real test inputs and expected outputs.
+
+Stages (ExecuTorch ``aot_compiler`` order): export -> quantize -> lower -> serialize.
+
+- export: `torch.export` of `forward`, `embed_frame` and `classify_window` (batch 1).
+- quantize (int8): PT2E with `XNNPACKQuantizer` (per-channel symmetric weights, int8
+  activations); each method's module is quantized separately. `embed_frame` calibrates on real
+  frames, `classify_window` on the features the *quantized* embedder produces for the same
+  windows: at run time the head only ever sees quantized-embedder features, so calibrating on
+  them matches the ranges it must cover (float features would fit the observers to a
+  distribution the app never produces). `forward` calibrates on the real windows.
+- lower: `to_edge_transform_and_lower` with one dict of programs and the XNNPACK partitioner;
+  class names and preprocessing ride along as the constant method ``config`` (JSON string).
+- serialize: `.pte` and `.bpte`; delegation (nodes inside XNNPACK delegates vs. left in the
+  portable runtime, per method) goes into the artifact record.
+"""
+from __future__ import annotations
+
+import operator
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from echoweave.edge.manifest import METHODS
+from echoweave.export.formats import PRECISION_NOTES, ArtifactRecord, ExportContext, all_methods, artifact_file_name
+
+BACKEND = "xnnpack"
+#: How many held-in calibration windows the BundledProgram carries as test cases per method.
+BUNDLED_CASES = 2
+
+
+def export_programs(ctx: ExportContext, precision: str) -> dict[str, Any]:
+    """Stages export + quantize: one `ExportedProgram` per method (int8: PT2E-converted)."""
+    modules = ctx.modules()
+    if precision == "fp32":
+        return {m: torch.export.export(modules[m], ctx.example_inputs[m]) for m in METHODS}
+    quantized = quantize_methods(ctx, modules)
+    return {m: torch.export.export(quantized[m], ctx.example_inputs[m]) for m in METHODS}
+
+
+def quantize_methods(ctx: ExportContext, modules: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
+    """PT2E int8 (XNNPACK per-channel symmetric) of each method, calibrated on real clips."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    def quantize(module, example, samples):
+        graph = torch.export.export(module, example).module()
+        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+        prepared = prepare_pt2e(graph, quantizer)
+        with torch.no_grad():
+            for sample in samples:
+                prepared(*sample)
+        return convert_pt2e(prepared)
+
+    out = {"forward": quantize(modules["forward"], ctx.example_inputs["forward"], ctx.calibration_inputs("forward")),
+           "embed_frame": quantize(modules["embed_frame"], ctx.example_inputs["embed_frame"],
+                                   ctx.calibration_inputs("embed_frame"))}
+    out["classify_window"] = quantize(modules["classify_window"], ctx.example_inputs["classify_window"],
+                                      quantized_features(out["embed_frame"], ctx))
+    return out
+
+
+def quantized_features(embed_q: torch.nn.Module, ctx: ExportContext) -> list[tuple[torch.Tensor]]:
+    """Calibration features for the head: the quantized embedder's outputs on the calibration windows."""
+    samples = []
+    with torch.no_grad():
+        for window in ctx.calib_windows:  # (T, C, S, S)
+            feats = [embed_q(torch.from_numpy(frame[None])) for frame in window]  # T x (1, D)
+            samples.append((torch.stack(feats, dim=1),))  # (1, T, D)
+    return samples
+
+
+def delegation_stats(lowered_program) -> dict[str, Any]:
+    """Per method: nodes inside XNNPACK delegates, nodes left in the portable runtime (by op).
+
+    Counted on the lowered edge graphs: every ``call_function`` in a delegate's original
+    subgraph is delegated; top-level ``call_function`` nodes other than the delegate calls and
+    their output ``getitem`` s run outside.
+    """
+    stats = {}
+    for method in METHODS:
+        gm = lowered_program.exported_program(method).graph_module
+        delegated, outside, subgraphs = 0, Counter(), 0
+        for node in gm.graph.nodes:
+            if node.op == "get_attr" and node.name.startswith("lowered_module_"):
+                subgraphs += 1
+                sub = getattr(gm, node.name).original_module.graph
+                delegated += sum(1 for n in sub.nodes if n.op == "call_function")
+            elif node.op == "call_function":
+                name = getattr(node.target, "__name__", str(node.target))
+                if "executorch_call_delegate" in name or node.target is operator.getitem:
+                    continue
+                outside[str(node.target)] += 1
+        total = delegated + sum(outside.values())
+        stats[method] = {"delegated_nodes": delegated, "outside_nodes": sum(outside.values()),
+                         "delegated_share": delegated / total if total else 0.0, "subgraphs": subgraphs,
+                         "ops_outside": dict(outside)}
+    return stats
+
+
+def bundled_cases(ctx: ExportContext, programs: dict[str, Any]):
+    """MethodTestSuites with a few real calibration inputs and the lowered method's expected outputs."""
+    from executorch.devtools.bundled_program.config import MethodTestCase, MethodTestSuite
+
+    suites = []
+    for method in METHODS:
+        module = programs[method].module()
+        cases = []
+        for (x,) in ctx.calibration_inputs(method)[:BUNDLED_CASES]:
+            with torch.no_grad():
+                expected = module(x)
+            # Bundled tensors must be dense: exported graphs may return expanded (stride 0) views.
+            cases.append(MethodTestCase(inputs=[x.clone().contiguous()], expected_outputs=[expected.clone().contiguous()]))
+        suites.append(MethodTestSuite(method_name=method, test_cases=cases))
+    return suites
+
+
+def export_executorch(ctx: ExportContext, precision: str) -> ArtifactRecord:
+    """Write ``<model_id>_xnnpack_<fp32|q8>.pte`` (+ ``.bpte``) into ``ctx.out_dir``.
+
+    Args:
+        ctx: the export context (model, real calibration windows, example inputs).
+        precision: ``fp32`` or ``int8``.
+
+    Returns:
+        The artifact record, with delegation statistics in ``extra["delegation"]``.
+    """
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.devtools import BundledProgram
+    from executorch.devtools.bundled_program.serialize import serialize_from_bundled_program_to_flatbuffer
+    from executorch.exir import to_edge_transform_and_lower
+
+    programs = export_programs(ctx, precision)
+    lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()],
+                                          constant_methods={"config": ctx.config_json()})
+    delegation = delegation_stats(lowered)
+    et_program = lowered.to_executorch()
+
+    pte = artifact_file_name(ctx.model_id, precision, ".pte", backend=BACKEND)
+    bpte = artifact_file_name(ctx.model_id, precision, ".bpte", backend=BACKEND)
+    Path(ctx.out_dir, pte).write_bytes(et_program.buffer)
+    bundled = BundledProgram(et_program, bundled_cases(ctx, programs))
+    Path(ctx.out_dir, bpte).write_bytes(serialize_from_bundled_program_to_flatbuffer(bundled))
+
+    shares = [d["delegated_share"] for d in delegation.values()]
+    return ArtifactRecord(
+        format="executorch", backend=BACKEND, precision=precision, files=[pte, bpte],
+        methods=all_methods(pte),
+        notes=PRECISION_NOTES.get(("executorch", precision), "fp32, lowered to XNNPACK"),
+        extra={"delegation": delegation, "delegated_share_min": min(shares),
+               "constant_methods": ["config"], "bundled_program": bpte,
+               "bundled_cases_per_method": BUNDLED_CASES},
+    )

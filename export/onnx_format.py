@@ -1,0 +1,132 @@
+"""ONNX converter: three graphs (`forward`, `embed_frame`, `classify_window`), fp32 or int8 QDQ.
+
+ONNX has no multi-method container, so each method is its own file
+(``tfw_tiny_fp32.onnx``, ``tfw_tiny_fp32_embed_frame.onnx``, ``tfw_tiny_fp32_classify_window.onnx``).
+
+int8 is ONNX Runtime static QDQ with **U8S8** (uint8 activations, int8 per-channel weights):
+3x faster than the default S8S8 on AVX-512 VNNI here (TOOLCHAIN.md). Each graph is calibrated
+on real training clips: windows for `forward`, frames for `embed_frame`, and for
+`classify_window` the features of the *int8* `embed_frame` graph (what the head sees at run
+time; see `executorch_format` for why).
+
+The unrolled GRU exports as MatMul/Gemm + elementwise ops, never a native ``GRU`` op, so QDQ
+reaches the recurrent weights too (`op_counts` lets tests check both).
+"""
+from __future__ import annotations
+
+import io
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from echoweave.edge.manifest import METHODS
+from echoweave.export.formats import PRECISION_NOTES, ArtifactRecord, ExportContext, artifact_file_name
+
+BACKEND = "cpu"
+OPSET = 18
+INPUT_NAMES = {"forward": "clip", "embed_frame": "frame", "classify_window": "features"}
+OUTPUT_NAMES = {"forward": "logits", "embed_frame": "feature", "classify_window": "logits"}
+
+
+def export_onnx_graph(module: torch.nn.Module, example: tuple, method: str, path: Path) -> None:
+    """Stage export: `torch.onnx.export` (dynamo) of one method to ``path`` (weights inlined)."""
+    program = torch.onnx.export(module, example, input_names=[INPUT_NAMES[method]],
+                                output_names=[OUTPUT_NAMES[method]], opset_version=OPSET, dynamo=True,
+                                external_data=False, verbose=False)
+    program.optimize()
+    program.save(str(path), external_data=False)
+
+
+class WindowReader:
+    """`CalibrationDataReader` over a list of numpy inputs for one named graph input."""
+
+    def __init__(self, name: str, samples: list[np.ndarray]):
+        self.name, self.samples, self.i = name, samples, 0
+
+    def get_next(self):
+        if self.i >= len(self.samples):
+            return None
+        self.i += 1
+        return {self.name: self.samples[self.i - 1]}
+
+    def rewind(self):
+        self.i = 0
+
+
+def quantize_graph(src: Path, dst: Path, input_name: str, samples: list[np.ndarray]) -> None:
+    """Stage quantize: static QDQ U8S8 per-channel of ``src`` into ``dst``, calibrated on ``samples``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(WindowReader, CalibrationDataReader):
+        pass
+
+    prepared = dst.with_suffix(".pre.onnx")
+    try:
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(dst), Reader(input_name, samples), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        prepared.unlink(missing_ok=True)
+
+
+def session(path: str | Path, threads: int = 0):
+    """An ORT CPU session (``threads`` 0 = ORT default)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def op_counts(path: str | Path) -> dict[str, int]:
+    """How many nodes of each op type a graph holds (``GRU``, ``QuantizeLinear``, ``MatMul`` ...)."""
+    import onnx
+
+    return dict(Counter(node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node))
+
+
+def export_onnx(ctx: ExportContext, precision: str) -> ArtifactRecord:
+    """Write the three ONNX graphs of one precision into ``ctx.out_dir``.
+
+    Args:
+        ctx: the export context.
+        precision: ``fp32`` or ``int8`` (QDQ U8S8).
+
+    Returns:
+        The artifact record; ``extra["ops"]`` holds per-method op counts.
+    """
+    modules = ctx.modules()
+    files = {m: artifact_file_name(ctx.model_id, precision, ".onnx", method=m) for m in METHODS}
+    staging = Path(ctx.out_dir)
+    for method in METHODS:
+        fp32_path = staging / (files[method] if precision == "fp32" else f".{files[method]}.fp32")
+        export_onnx_graph(modules[method], ctx.example_inputs[method], method, fp32_path)
+        if precision == "int8":
+            quantize_graph(fp32_path, staging / files[method], INPUT_NAMES[method], calibration_samples(ctx, method, files, staging))
+            fp32_path.unlink()
+    ops = {m: op_counts(staging / files[m]) for m in METHODS}
+    return ArtifactRecord(
+        format="onnx", backend=BACKEND, precision=precision, files=[files[m] for m in METHODS],
+        methods={m: {"file": files[m], "entry": "main"} for m in METHODS},
+        notes=PRECISION_NOTES.get(("onnx", precision), "fp32 graphs for ONNX Runtime"),
+        extra={"opset": OPSET, "ops": ops,
+               "inputs": {m: INPUT_NAMES[m] for m in METHODS}, "outputs": {m: OUTPUT_NAMES[m] for m in METHODS}},
+    )
+
+
+def calibration_samples(ctx: ExportContext, method: str, files: dict[str, str], staging: Path) -> list[np.ndarray]:
+    """Real calibration inputs of one graph; the head's are features of the int8 embedder
+    (`embed_frame` is quantized first: METHODS order puts it before `classify_window`)."""
+    if method != "classify_window":
+        return [x.numpy() for (x,) in ctx.calibration_inputs(method)]
+    embed = session(staging / files["embed_frame"])
+    feats = []
+    for window in ctx.calib_windows:  # (T, C, S, S)
+        rows = [embed.run(None, {INPUT_NAMES["embed_frame"]: frame[None]})[0] for frame in window]  # T x (1, D)
+        feats.append(np.stack(rows, axis=1).astype(np.float32))  # (1, T, D)
+    return feats
