@@ -74,7 +74,9 @@ def build_run_model(cfg: TrainConfig, class_names) -> torch.nn.Module:
 
 
 def _loader(ds, batch_size: int, train: bool, rt: Runtime, cfg: TrainConfig, epoch_seed: int) -> DataLoader:
-    sampler = DistributedSampler(ds, shuffle=train, seed=cfg.seed, drop_last=False) if rt.distributed else None
+    # Training data is sharded across DDP ranks; validation runs whole on rank 0.
+    sampler = DistributedSampler(ds, shuffle=True, seed=cfg.seed, drop_last=False) if (
+        rt.distributed and train) else None
     if sampler is not None:
         sampler.set_epoch(epoch_seed)
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch_seed)
