@@ -1,10 +1,28 @@
 """echoweave.edge: the small, torch-free library an app embeds.
 
 Holds the clip type, readers (DICOM, video, frame folders), the sector mask, the numpy
-preprocessing twin of training's eval transform, and (later) runtime adapters. Never import
-torch here.
+preprocessing twin of training's eval transform, the manifest schema, runtime adapters
+(ExecuTorch, ONNX Runtime, LiteRT, Core ML; each imported only when opened), the classifier and
+streaming classifier, and the scan timeline. Never import torch here.
+
+    import echoweave.edge as ew
+    clf = ew.load("artifacts/tfw_r50")
+    stream = ew.StreamingClassifier(clf)
+    for frame in frames:
+        pred = stream.push(frame)
 """
 from echoweave.edge.clip import Clip
 from echoweave.edge.errors import ClipReadError, EchoweaveError
 
-__all__ = ["Clip", "ClipReadError", "EchoweaveError"]
+__all__ = ["Classifier", "Clip", "ClipReadError", "EchoweaveError", "Prediction", "StreamingClassifier", "load"]
+
+_LAZY = {"load", "Classifier", "StreamingClassifier", "Prediction"}
+
+
+def __getattr__(name: str):
+    # The classifier pulls in readers-free but heavier numpy modules; import it on first use.
+    if name in _LAZY:
+        from echoweave.edge import classifier
+
+        return getattr(classifier, name)
+    raise AttributeError(f"module 'echoweave.edge' has no attribute {name!r}")

@@ -12,6 +12,7 @@ import sys
 from jsonargparse import CLI
 
 from echoweave.edge.errors import EchoweaveError
+from echoweave.commands import classify as classify_cmd
 from echoweave.commands import data as data_cmd
 from echoweave.commands import demo as demo_cmd
 from echoweave.commands import export as export_cmd
@@ -26,6 +27,7 @@ COMMANDS = {
     "kfold": train_cmd.kfold,
     "demo": demo_cmd.demo,
     "export": export_cmd.export,
+    "classify": classify_cmd.classify,
 }
 
 

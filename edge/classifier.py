@@ -1,0 +1,517 @@
+"""Load an exported model and classify clips: `load`, `Classifier`, `Prediction`.
+
+    import echoweave.edge as ew
+    clf = ew.load("artifacts/tfw_tiny")                  # runtime picked from what is installed
+    pred = clf.predict(ew.readers.read_clip("loop.dcm"))  # one Prediction for the whole clip
+    pred.view, pred.confidence, pred.uncertain
+
+Everything the model needs to know about its input (window length T, class names, the
+preprocessing spec, the uncertainty threshold, whether the window is a mean vote) is read from
+``manifest.json``; nothing is typed twice. Preprocessing is numpy only (`echoweave.edge.preprocess`).
+
+Whole clips: windows of T frames slide over the clip with ``hop``; each frame is embedded once
+(``embed_frame``) and each window classified from T features (``classify_window``), which equals
+the exported window model (``forward``) on the same frames; the clip's probabilities are the mean
+of the window probabilities. A clip shorter than T is padded by repeating its last frame (the
+samplers' ``short="repeat"`` policy). The clip-level sector mask is estimated from all frames.
+
+Mean-vote (image) models: their exported ``classify_window`` already returns the log of the mean
+per-frame probability, so ``softmax`` of its output *is* the mean vote; it is not averaged again.
+
+Streaming (`StreamingClassifier`, one frame at a time): a ring buffer of the last T per-frame
+features, so each new frame costs one backbone pass (``embed_frame``) plus the small window head
+(``classify_window``); its window outputs equal the window model's on the same T frames.
+
+Sector mask while streaming (a stream has no "whole clip" to estimate the fan from):
+
+* ``sector=None`` never masks; a `Sector` (or an ``(H, W)`` bool mask) given by the app is used
+  as is and never refreshed.
+* ``sector="auto"`` (default): until ``sector_frames`` (16) frames have been seen the whole image
+  is used; then the fan is estimated from those frames with `estimate_sector` (temporal change),
+  and the features still in the ring buffer are recomputed with the new mask, so every window
+  is preprocessed consistently. The mask is *refreshed* when the image changes: when the frame
+  size changes (the window is then restarted), or when the static region outside the fan (text,
+  depth scale, UI) departs from its reference, the mean over the estimation frames, by more than
+  ``change_threshold`` grey levels of mean absolute difference (checked on a 4-pixel grid, so
+  ~1/16 of the pixels). A refresh collects the next ``sector_frames`` frames while the old mask
+  stays in use. If the estimate was only a fallback (no motion found), it is retried on the next
+  ``sector_frames`` frames.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+
+from echoweave.edge.clip import Clip
+from echoweave.edge.errors import ClipReadError
+from echoweave.edge.manifest import ManifestError, find_artifact, read_manifest, verify_artifact_files
+from echoweave.edge.preprocess import PreprocessSpec, preprocess_frames
+from echoweave.edge.runtime.base import (
+    PREFERENCE,
+    RUNTIMES,
+    RuntimeNotAvailable,
+    open_runtime,
+    require_runtime,
+    runtime_available,
+)
+from echoweave.edge.sector import Sector, apply_sector, estimate_sector
+from echoweave.edge.image import rgb_to_gray
+
+__all__ = ["Classifier", "Prediction", "StreamInputError", "StreamingClassifier", "load", "softmax"]
+
+PIXEL_METHODS = ("forward", "embed_frame")  # methods whose input is pixels (quantized for int8 artifacts)
+_DEFAULT_QUANT = {"uint8": {"scale": 1.0 / 255.0, "zero_point": 0}, "int8": {"scale": 1.0 / 255.0, "zero_point": -128}}
+
+
+@dataclass
+class Prediction:
+    """One classification (a window, or a whole clip).
+
+    Attributes:
+        view: class name.
+        class_id: index into the manifest's classes.
+        probabilities: ``(K,)`` float64, sums to 1.
+        confidence: the largest probability.
+        uncertain: ``confidence < uncertain_threshold`` of the manifest.
+        frame_index: 0-based index of the last frame the prediction saw.
+        time_s: time of that frame in seconds.
+        latency_ms: wall time spent producing it (preprocessing + runtime).
+        runtime: the runtime that produced it.
+        windows: number of windows averaged (1 for a window prediction).
+    """
+
+    view: str
+    class_id: int
+    probabilities: np.ndarray
+    confidence: float
+    uncertain: bool
+    frame_index: int
+    time_s: float
+    latency_ms: float
+    runtime: str = ""
+    windows: int = 1
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (probabilities as a list)."""
+        return {"view": self.view, "class_id": self.class_id, "confidence": round(self.confidence, 6),
+                "uncertain": self.uncertain, "frame_index": self.frame_index, "time_s": round(self.time_s, 6),
+                "latency_ms": round(self.latency_ms, 3), "runtime": self.runtime, "windows": self.windows,
+                "probabilities": [round(float(p), 6) for p in self.probabilities]}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis in float64 (stable)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def quantize(x: np.ndarray, dtype: str, q: dict) -> np.ndarray:
+    """Affine quantization ``clip(rint(x / scale) + zero_point)`` to ``dtype`` (int8 or uint8)."""
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(x / q["scale"]) + q["zero_point"], info.min, info.max).astype(dtype)
+
+
+def dequantize(q_values: np.ndarray, q: dict) -> np.ndarray:
+    """Inverse of `quantize`: ``(q - zero_point) * scale`` as float32."""
+    return ((q_values.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])).astype(np.float32)
+
+
+def _describe(artifacts: list[dict]) -> str:
+    return ", ".join(f"{a['id']} ({a['format']} {a['precision']})" for a in artifacts) or "no artifacts at all"
+
+
+def select_artifact(manifest: dict, runtime: str | None, precision: str | None, where: str = "") -> tuple[str, dict]:
+    """Pick ``(runtime name, artifact entry)`` for the request; errors list what exists.
+
+    With ``runtime=None`` the first runtime of `PREFERENCE` that is installed and has an artifact
+    (of ``precision``, if given) wins; among several matching artifacts the manifest order decides.
+    """
+    arts = manifest["artifacts"]
+    if runtime is not None:
+        info = require_runtime(runtime)
+        found = find_artifact(manifest, format=info.format, precision=precision)
+        if not found:
+            want = f"{info.format} artifact" + (f" with precision {precision}" if precision else "")
+            raise ManifestError(f"{where}: no {want} for runtime {runtime!r}; the manifest has: {_describe(arts)}")
+        return runtime, found[0]
+    candidates = find_artifact(manifest, precision=precision)
+    if not candidates:
+        raise ManifestError(f"{where}: no artifact with precision {precision!r}; the manifest has: {_describe(arts)}")
+    for name in PREFERENCE:
+        if not runtime_available(name):
+            continue
+        found = [a for a in candidates if a["format"] == RUNTIMES[name].format]
+        if found:
+            return name, found[0]
+    needs = sorted({f"{n} (pip install {r.pip})" for n, r in RUNTIMES.items()
+                    if any(a["format"] == r.format for a in candidates)})
+    raise RuntimeNotAvailable(f"{where}: no installed runtime can run these artifacts ({_describe(candidates)}); "
+                              f"install one of: {', '.join(needs)}")
+
+
+def load(artifact_dir: str | Path, runtime: str | None = None, precision: str | None = None,
+         threads: int | None = None) -> "Classifier":
+    """Open an exported model folder for inference.
+
+    Args:
+        artifact_dir: ``artifacts/<model_id>`` holding ``manifest.json``.
+        runtime: ``executorch``, ``onnxruntime``, ``litert`` or ``coreml``; None picks the first
+            installed one in that order that has an artifact.
+        precision: ``fp32``, ``fp16`` or ``int8``; None takes the first matching artifact.
+        threads: runtime threads where the engine lets a caller choose (ONNX Runtime, LiteRT).
+
+    Returns:
+        A `Classifier`.
+
+    Raises:
+        ManifestError: no/invalid/newer manifest, no artifact for the request (the message lists
+            what exists), an artifact file missing or changed (sha256).
+        RuntimeNotAvailable: the runtime is not installed (names the pip package) or not usable here.
+    """
+    folder = Path(artifact_dir)
+    manifest = read_manifest(folder)
+    name, artifact = select_artifact(manifest, runtime, precision, str(folder))
+    verify_artifact_files(folder, artifact)
+    return Classifier(folder, manifest, artifact, open_runtime(name, folder, artifact, threads=threads))
+
+
+def _as_frames(clip_or_frames, fps: float | None, source: str = "frames") -> tuple[np.ndarray, float, str]:
+    if isinstance(clip_or_frames, Clip):
+        return clip_or_frames.frames, float(fps or clip_or_frames.fps), clip_or_frames.source or source
+    frames = clip_or_frames
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
+        raise ClipReadError(source, f"frames must be a uint8 numpy array, got {getattr(frames, 'dtype', type(frames))}")
+    if frames.ndim not in (3, 4) or (frames.ndim == 4 and frames.shape[-1] != 3) or 0 in frames.shape:
+        raise ClipReadError(source, f"frames must be a non-empty (T, H, W) or (T, H, W, 3) array, got {frames.shape}")
+    fps = 30.0 if fps is None else float(fps)
+    if not np.isfinite(fps) or fps <= 0:
+        raise ClipReadError(source, f"fps must be positive, got {fps}")
+    return frames, fps, source
+
+
+class Classifier:
+    """An exported model opened with one runtime. Thread-safe: one instance serves many threads.
+
+    Build with `load`. Attributes come from the manifest: ``class_names``, ``frames`` (T),
+    ``spec`` (`PreprocessSpec`), ``aggregation``, ``uncertain_threshold``; and from the choice
+    made: ``runtime``, ``artifact`` (the manifest entry), ``precision``.
+    """
+
+    def __init__(self, folder: Path, manifest: dict, artifact: dict, adapter):
+        self.folder = Path(folder)
+        self.manifest = manifest
+        self.artifact = artifact
+        self.adapter = adapter
+        self.runtime: str = adapter.name
+        self.precision: str = artifact["precision"]
+        self.class_names: list[str] = [c["name"] for c in manifest["classes"]]
+        self.frames: int = int(manifest["frames"])
+        self.aggregation: str = manifest["aggregation"]
+        self.uncertain_threshold = float(manifest["uncertain_threshold"])
+        self.spec = PreprocessSpec.from_dict(manifest["preprocessing"])
+        # Runtimes that are not re-entrant (ExecuTorch methods, LiteRT interpreters) get one lock.
+        self._lock = contextlib.nullcontext() if adapter.reentrant else threading.Lock()
+
+    # ---- runtime calls -------------------------------------------------------------------
+    def _quant(self, method: str, key: str, dtype: str) -> dict:
+        m = self.artifact["methods"].get(method, {})
+        return m.get(key) or self.artifact.get(key) or _DEFAULT_QUANT[dtype]
+
+    def run(self, method: str, x: np.ndarray) -> np.ndarray:
+        """Run one exported method on a float32 array; handles int8/fp16 artifact I/O dtypes.
+
+        Pixel inputs of an artifact declaring ``input_dtype`` ``int8``/``uint8`` are quantized with
+        the entry's ``input_quantization`` {scale, zero_point} (default 1/255 and 0 / -128); an
+        ``output_dtype`` int8/uint8 output is dequantized with ``output_quantization``.
+        """
+        in_dtype = self.artifact.get("input_dtype", "float32")
+        if method in PIXEL_METHODS and in_dtype in ("int8", "uint8"):
+            x = quantize(x, in_dtype, self._quant(method, "input_quantization", in_dtype))
+        elif in_dtype == "float16":
+            x = x.astype(np.float16)
+        else:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        with self._lock:
+            out = self.adapter.run(method, x)
+        out_dtype = self.artifact.get("output_dtype", "float32")
+        if out_dtype in ("int8", "uint8") and out.dtype == np.dtype(out_dtype):
+            return dequantize(out, self._quant(method, "output_quantization", out_dtype))
+        return out.astype(np.float32, copy=False)
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        """Features ``(N, D)`` of preprocessed frames ``(N, C, S, S)``, one ``embed_frame`` call each."""
+        return np.concatenate([self.run("embed_frame", x[i : i + 1]) for i in range(len(x))])
+
+    def classify_features(self, features: np.ndarray) -> np.ndarray:
+        """Logits ``(K,)`` of one window of features ``(T, D)``."""
+        return self.run("classify_window", features[None])[0]
+
+    def forward_window(self, x: np.ndarray) -> np.ndarray:
+        """Logits ``(K,)`` of the window model on preprocessed frames ``(T, C, S, S)``."""
+        return self.run("forward", x[None])[0]
+
+    # ---- preprocessing -------------------------------------------------------------------
+    def preprocess(self, frames: np.ndarray, sector: "Sector | str | None" = "auto", source: str = "frames") -> np.ndarray:
+        """uint8 frames ``(T, H, W[, 3])`` -> float32 model input ``(T, C, S, S)``.
+
+        Args:
+            frames: the frames.
+            sector: ``"auto"`` estimates the fan from these frames (clip-level, as in training);
+                a `Sector` applies a known one; None skips masking. Ignored when the manifest's
+                spec has ``sector_mask: false``.
+            source: used in error messages.
+        """
+        if self.spec.grayscale and frames.ndim == 4:
+            frames = rgb_to_gray(frames)  # (T, H, W)
+        if self.spec.sector_mask and sector is not None:
+            if isinstance(sector, str):
+                if sector != "auto":
+                    raise ValueError(f"sector must be 'auto', None or a Sector, got {sector!r}")
+                sector = estimate_sector(frames)
+            frames = apply_sector(frames, sector)
+        return preprocess_frames(frames, self.spec, source)
+
+    # ---- predictions ---------------------------------------------------------------------
+    def make_prediction(self, probs: np.ndarray, frame_index: int, time_s: float, latency_ms: float,
+                        windows: int = 1) -> Prediction:
+        """Wrap a probability vector into a `Prediction` (argmax, confidence, uncertain flag)."""
+        k = int(np.argmax(probs))
+        conf = float(probs[k])
+        return Prediction(self.class_names[k], k, probs, conf, conf < self.uncertain_threshold, int(frame_index),
+                          float(time_s), float(latency_ms), self.runtime, windows)
+
+    def window_starts(self, num_frames: int, hop: int) -> list[int]:
+        """First frame of each sliding window (a short clip has one window, padded)."""
+        if hop < 1:
+            raise ValueError(f"hop must be >= 1, got {hop}")
+        return list(range(0, max(num_frames - self.frames, 0) + 1, hop))
+
+    def predict_windows(self, clip_or_frames, hop: int = 1, fps: float | None = None,
+                        sector: "Sector | str | None" = "auto", via: str = "features") -> list[Prediction]:
+        """Per-window predictions over a clip (sliding windows of T frames every ``hop`` frames).
+
+        Args:
+            clip_or_frames: a `Clip` or uint8 frames ``(T, H, W[, 3])``.
+            hop: frames between window starts.
+            fps: frame rate for times (default: the clip's, or 30 for bare frames).
+            sector: see `preprocess`.
+            via: ``"features"`` (embed each frame once, then ``classify_window``; the fast path) or
+                ``"forward"`` (the exported window model on every window; the reference).
+
+        Returns:
+            One `Prediction` per window; ``frame_index``/``time_s`` are those of its last frame.
+            ``latency_ms`` is the clip's total time divided over the windows.
+        """
+        frames, fps, source = _as_frames(clip_or_frames, fps)
+        t0 = time.perf_counter()
+        x = self.preprocess(frames, sector, source)  # (N, C, S, S)
+        n = len(x)
+        if n < self.frames:  # repeat the last frame (the samplers' short="repeat" policy)
+            x = np.concatenate([x, np.repeat(x[-1:], self.frames - n, axis=0)])
+        starts = self.window_starts(n, hop)
+        if via == "features":
+            feats = self.embed(x)  # (N', D)
+            logits = [self.classify_features(feats[s : s + self.frames]) for s in starts]
+        elif via == "forward":
+            logits = [self.forward_window(x[s : s + self.frames]) for s in starts]
+        else:
+            raise ValueError(f"via must be 'features' or 'forward', got {via!r}")
+        per_window = (time.perf_counter() - t0) * 1000.0 / len(starts)
+        out = []
+        for s, z in zip(starts, logits):
+            last = min(s + self.frames, n) - 1
+            out.append(self.make_prediction(softmax(z), last, last / fps, per_window))
+        return out
+
+    def predict(self, clip_or_frames, hop: int = 1, fps: float | None = None,
+                sector: "Sector | str | None" = "auto", via: str = "features") -> Prediction:
+        """One prediction for a whole clip: the mean of its window probabilities.
+
+        Arguments as in `predict_windows`. The result's ``frame_index`` is the clip's last
+        frame, ``windows`` the number averaged and ``latency_ms`` the total time.
+        """
+        t0 = time.perf_counter()
+        windows = self.predict_windows(clip_or_frames, hop, fps, sector, via)
+        probs = np.mean([w.probabilities for w in windows], axis=0)
+        last = windows[-1]
+        return self.make_prediction(probs, last.frame_index, last.time_s, (time.perf_counter() - t0) * 1000.0,
+                                    windows=len(windows))
+
+    def stream(self, **kwargs) -> "StreamingClassifier":
+        """A new `StreamingClassifier` over this model (keyword arguments go to its constructor)."""
+        return StreamingClassifier(self, **kwargs)
+
+    def describe(self) -> dict:
+        """Facts for reports: model id, artifact, runtime and its version, precision."""
+        return {"model_id": self.manifest["model_id"], "artifact": self.artifact["id"], "runtime": self.runtime,
+                "runtime_version": getattr(self.adapter, "version", ""), "precision": self.precision,
+                "frames": self.frames, "aggregation": self.aggregation}
+
+    def close(self) -> None:
+        """Release the runtime."""
+        self.adapter.close()
+
+    def __repr__(self) -> str:
+        return (f"Classifier({self.manifest['model_id']!r}, runtime={self.runtime!r}, "
+                f"artifact={self.artifact['id']!r}, classes={len(self.class_names)}, T={self.frames})")
+
+
+class StreamInputError(ClipReadError):
+    """A frame pushed to a stream is not a uint8 ``(H, W)`` / ``(H, W, 3)`` image. The stream is unchanged."""
+
+    def __init__(self, problem: str):
+        super().__init__("stream", problem)
+
+
+def _check_stream_frame(frame) -> np.ndarray:
+    if not isinstance(frame, np.ndarray):
+        raise StreamInputError(f"a frame must be a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        nan = " (it contains NaN)" if frame.dtype.kind == "f" and np.isnan(frame).any() else ""
+        raise StreamInputError(f"a frame must be uint8 pixels, got {frame.dtype}{nan}")
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[-1] != 3):
+        raise StreamInputError(f"a frame must be (H, W) or (H, W, 3), got shape {frame.shape}")
+    if 0 in frame.shape:
+        raise StreamInputError(f"a frame must not be empty, got shape {frame.shape}")
+    return frame
+
+
+class StreamingClassifier:
+    """Classify a live stream frame by frame with one backbone pass per frame.
+
+    Each stream owns its ring buffer and sector state; many streams may share one `Classifier`
+    from different threads. See the module docstring for the sector policy.
+
+    Args:
+        classifier: the opened model.
+        hop: emit a prediction on every ``hop``-th frame once the buffer holds T features.
+        window: T; must equal the model's window (the exported head has a fixed T). None = T.
+        sector: ``"auto"``, None, a `Sector`, or an ``(H, W)`` bool mask from the app.
+        refresh: re-estimate an ``"auto"`` sector when the image changes.
+        sector_frames: frames used to estimate the sector.
+        change_threshold: mean absolute difference (grey levels) of the static region that
+            triggers a refresh.
+        fps: frame rate used for ``time_s`` when `push` is given no time.
+    """
+
+    def __init__(self, classifier: Classifier, hop: int = 1, window: int | None = None,
+                 sector: "Sector | np.ndarray | str | None" = "auto", refresh: bool = True,
+                 sector_frames: int = 16, change_threshold: float = 10.0, fps: float = 30.0):
+        if hop < 1:
+            raise ValueError(f"hop must be >= 1, got {hop}")
+        if window is not None and window != classifier.frames:
+            raise ValueError(f"window={window} differs from the model's T={classifier.frames} "
+                             "(the exported classify_window takes exactly T features)")
+        if sector_frames < 2:
+            raise ValueError(f"sector_frames must be >= 2 (motion needs two frames), got {sector_frames}")
+        self.classifier = classifier
+        self.hop, self.window, self.fps = int(hop), classifier.frames, float(fps)
+        self.refresh, self.sector_frames, self.change_threshold = refresh, int(sector_frames), float(change_threshold)
+        self.auto = isinstance(sector, str)
+        if self.auto and sector != "auto":
+            raise ValueError(f"sector must be 'auto', None, a Sector or a bool mask, got {sector!r}")
+        if isinstance(sector, np.ndarray):
+            sector = _sector_from_mask(sector)
+        self._given = None if self.auto else sector
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all frames (buffer, sector estimate, counters); the next frame starts a new stream."""
+        self._features: deque = deque(maxlen=self.window)  # (D,) per frame
+        self._raw: deque = deque(maxlen=self.window)  # grayscale frames behind those features
+        self._pending: list[np.ndarray] = []  # frames collected for the next sector estimate
+        self._sector: Sector | None = self._given
+        self._reference: np.ndarray | None = None  # static-region mean on the check grid
+        self._shape: tuple[int, int] | None = None
+        self.frames_seen = 0
+        self.sector_updates = 0
+
+    @property
+    def sector(self) -> Sector | None:
+        """The sector currently applied (None = whole image)."""
+        return self._sector
+
+    def _embed(self, gray: np.ndarray, sector: Sector | None) -> np.ndarray:
+        x = self.classifier.preprocess(gray[None], sector)  # (1, C, S, S)
+        return self.classifier.run("embed_frame", x)[0]  # (D,)
+
+    def _static_change(self, gray: np.ndarray) -> float:
+        if self._reference is None or self._sector is None:
+            return 0.0
+        static = ~self._sector.mask[::4, ::4]
+        if not static.any():
+            return 0.0
+        return float(np.abs(gray[::4, ::4][static].astype(np.float32) - self._reference).mean())
+
+    def _update_sector(self, gray: np.ndarray) -> bool:
+        """Advance the "auto" sector state with one frame; True if the sector changed."""
+        if self._sector is None or self._pending or not self._sector.from_motion:
+            self._pending.append(gray)
+        elif self.refresh and self._static_change(gray) > self.change_threshold:
+            self._pending = [gray]  # the picture changed: collect frames for a new estimate
+        if len(self._pending) < self.sector_frames:
+            return False
+        stack = np.stack(self._pending)  # (N, H, W)
+        self._pending = []
+        sector = estimate_sector(stack)
+        static = ~sector.mask[::4, ::4]
+        self._reference = stack[:, ::4, ::4].mean(0, dtype=np.float32)[static]
+        self._sector = sector
+        self.sector_updates += 1
+        return True
+
+    def push(self, frame: np.ndarray, time_s: float | None = None) -> Prediction | None:
+        """Add one frame; returns a window `Prediction` on every ``hop``-th full window, else None.
+
+        Args:
+            frame: uint8 ``(H, W)`` grayscale or ``(H, W, 3)`` RGB (copied; the caller may reuse it).
+            time_s: the frame's time; default ``frame index / fps``.
+
+        Raises:
+            StreamInputError: wrong type, dtype (float, NaN), shape or an empty frame; the stream's
+                state is left exactly as it was.
+        """
+        _check_stream_frame(frame)
+        if time_s is not None and not np.isfinite(time_s):
+            raise StreamInputError(f"time_s must be finite, got {time_s}")
+        t0 = time.perf_counter()
+        gray = rgb_to_gray(frame) if frame.ndim == 3 else frame.copy()  # (H, W)
+        with self._lock:
+            if self._shape is not None and gray.shape != self._shape:
+                # New geometry (depth/zoom/probe change): old frames and masks no longer apply.
+                self._features.clear()
+                self._raw.clear()
+                self._pending, self._reference = [], None
+                if self.auto or (self._sector is not None and self._sector.mask.shape != gray.shape):
+                    self._sector = None
+            if not self.auto and self._sector is not None and self._sector.mask.shape != gray.shape:
+                raise StreamInputError(f"frame {gray.shape} does not match the given sector mask "
+                                       f"{self._sector.mask.shape}")
+            self._shape = gray.shape
+            if self.auto and self.classifier.spec.sector_mask and self._update_sector(gray):
+                # Re-embed the buffered frames so the whole window shares one mask.
+                self._features = deque((self._embed(g, self._sector) for g in self._raw), maxlen=self.window)
+            self._features.append(self._embed(gray, self._sector))
+            self._raw.append(gray)
+            index = self.frames_seen
+            self.frames_seen += 1
+            if len(self._features) < self.window or (index + 1 - self.window) % self.hop:
+                return None
+            logits = self.classifier.classify_features(np.stack(self._features))  # (K,)
+        when = index / self.fps if time_s is None else float(time_s)
+        return self.classifier.make_prediction(softmax(logits), index, when, (time.perf_counter() - t0) * 1000.0)
+
+
+def _sector_from_mask(mask: np.ndarray) -> Sector:
+    if mask.dtype != bool or mask.ndim != 2 or not mask.any():
+        raise ValueError(f"a sector mask must be a non-empty (H, W) bool array, got {mask.dtype} {mask.shape}")
+    ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return Sector(mask, (int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1), "given")

@@ -1,0 +1,47 @@
+"""ONNX Runtime adapter: one ``InferenceSession`` per method file (ONNX has no multi-method files).
+
+Sessions may be run from several threads at once (ORT's ``Run`` is thread-safe), so this
+adapter is re-entrant and the classifier needs no lock around it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from echoweave.edge.runtime.base import method_entry
+
+
+class OnnxRuntimeAdapter:
+    """Run an ONNX artifact on the CPU execution provider.
+
+    Args:
+        folder: the artifact folder.
+        artifact: its manifest entry (``format == "onnx"``).
+        threads: intra-op threads (None = ORT's default, one per core).
+    """
+
+    name = "onnxruntime"
+    reentrant = True
+
+    def __init__(self, folder: Path, artifact: dict, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.version = ort.__version__
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # warnings about unused initializers are noise for an app
+        self._sessions: dict[str, tuple[object, str, str]] = {}
+        for method in artifact["methods"]:
+            path, _ = method_entry(folder, artifact, method)
+            sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+            self._sessions[method] = (sess, sess.get_inputs()[0].name, sess.get_outputs()[0].name)
+
+    def run(self, method: str, x: np.ndarray) -> np.ndarray:
+        sess, inp, out = self._sessions[method]
+        return sess.run([out], {inp: x})[0]
+
+    def close(self) -> None:
+        self._sessions.clear()

@@ -1,0 +1,296 @@
+"""Scan timeline: smooth per-window predictions of a long recording into view segments, and the
+workflow statistics of the scan (time and share per view, number of transitions).
+
+This is the automatic "clinical workflow description" of full-length scans (Sharma et al.,
+fetal anomaly US: partition the video, label each part, then report the type, duration and
+sequence of views; their Fig. 1 is such a timeline).
+
+    tl = build_timeline(clf.predict_windows(clip, hop=4), min_segment_s=1.0)
+    tl.stats["per_view"]["APICAL_4C_LVRV"]["share"]
+    tl.write_json("scan.json"); tl.write_csv("scan.csv"); tl.plot("scan.png")
+
+Smoothing, in this order (both steps are deterministic and documented in the output's params):
+
+1. **Mode filter** over ``smooth`` consecutive windows (odd; 1 disables it): each window takes
+   the most frequent class in its neighbourhood (truncated at the ends). Ties keep the window's
+   own class if it is among the tied, else the tied class with the highest summed confidence.
+   This removes isolated one- or two-window flickers, like a median filter for labels.
+2. **Minimum segment duration**: a run shorter than ``min_segment_s`` is merged into a
+   neighbour, shortest run first: into both neighbours' class when they agree (an A-B-A blip
+   becomes A), else into the longer neighbour. This acts as hysteresis: the timeline switches
+   view only when the new view lasts ``min_segment_s``.
+
+Time model: a prediction at time t_i covers [t_i, t_{i+1}); the last one covers one median step.
+A segment runs from its first window's time to the next segment's first window's time, so the
+segments tile [t_0, t_last + step) exactly and per-view times sum to the total.
+
+Optionally (``uncertain_as="uncertain"``), windows whose prediction is flagged uncertain
+become their own pseudo-view (class id -1) instead of the argmax view, the analogue of the
+paper's "background search or transition" class.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["Segment", "Timeline", "build_timeline", "mode_filter", "merge_short_runs", "workflow_stats"]
+
+
+@dataclass
+class Segment:
+    """One stretch of the recording showing one view.
+
+    Attributes:
+        view: class name (or the ``uncertain_as`` label).
+        class_id: class index (-1 for the uncertain pseudo-view).
+        start_s: start time in seconds.
+        end_s: end time in seconds (exclusive).
+        windows: number of window predictions inside.
+        mean_confidence: mean model confidence of those windows.
+    """
+
+    view: str
+    class_id: int
+    start_s: float
+    end_s: float
+    windows: int
+    mean_confidence: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "duration_s": self.duration_s}
+
+
+@dataclass
+class Timeline:
+    """Segments of a recording plus its workflow statistics (see `workflow_stats`)."""
+
+    segments: list[Segment]
+    params: dict = field(default_factory=dict)
+
+    @property
+    def stats(self) -> dict:
+        return workflow_stats(self.segments)
+
+    def to_dict(self) -> dict:
+        return {"segments": [s.to_dict() for s in self.segments], "stats": self.stats, "params": self.params}
+
+    def write_json(self, path: str | Path) -> Path:
+        """Write segments, statistics and parameters as JSON (atomically)."""
+        return _atomic_write(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def to_csv(self) -> str:
+        """Segments as CSV text: view, class_id, start_s, end_s, duration_s, windows, mean_confidence."""
+        buf = io.StringIO()
+        cols = ["view", "class_id", "start_s", "end_s", "duration_s", "windows", "mean_confidence"]
+        writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        writer.writeheader()
+        for s in self.segments:
+            d = s.to_dict()
+            writer.writerow({k: (round(d[k], 6) if isinstance(d[k], float) else d[k]) for k in cols})
+        return buf.getvalue()
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Write `to_csv` to a file (atomically)."""
+        return _atomic_write(path, self.to_csv())
+
+    def plot(self, path: str | Path, title: str = "") -> Path:
+        """Timeline PNG: one row per view (bars where it was shown), like Fig. 1 of the workflow paper."""
+        return plot_timeline(self, path, title)
+
+
+def _atomic_write(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def mode_filter(labels: np.ndarray, confidences: np.ndarray, size: int) -> np.ndarray:
+    """Most frequent label in a centred window of ``size`` (odd) labels; see the module docstring for ties."""
+    labels = np.asarray(labels)
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"smooth must be an odd positive number of windows, got {size}")
+    if size == 1 or len(labels) == 0:
+        return labels.copy()
+    r = size // 2
+    out = labels.copy()
+    for i in range(len(labels)):
+        lo, hi = max(0, i - r), min(len(labels), i + r + 1)
+        values, counts = np.unique(labels[lo:hi], return_counts=True)
+        tied = values[counts == counts.max()]
+        if labels[i] in tied:
+            continue
+        weight = [confidences[lo:hi][labels[lo:hi] == v].sum() for v in tied]
+        out[i] = tied[int(np.argmax(weight))]
+    return out
+
+
+def _runs(labels: np.ndarray) -> list[list[int]]:
+    """``[label, first index, stop index]`` of each run of equal labels."""
+    runs = []
+    for i, lab in enumerate(labels):
+        if runs and runs[-1][0] == lab:
+            runs[-1][2] = i + 1
+        else:
+            runs.append([lab, i, i + 1])
+    return runs
+
+
+def merge_short_runs(labels: np.ndarray, bounds: np.ndarray, min_duration: float) -> np.ndarray:
+    """Relabel runs shorter than ``min_duration`` (shortest first) into their neighbours.
+
+    Args:
+        labels: ``(N,)`` label per window.
+        bounds: ``(N + 1,)`` window boundaries in seconds (window i covers bounds[i]..bounds[i+1]).
+        min_duration: seconds.
+    """
+    labels = np.asarray(labels).copy()
+    while True:
+        runs = _runs(labels)
+        if len(runs) < 2:
+            return labels
+        durations = [bounds[b] - bounds[a] for _, a, b in runs]
+        short = [i for i, d in enumerate(durations) if d < min_duration - 1e-9]
+        if not short:
+            return labels
+        i = min(short, key=lambda j: (durations[j], j))
+        prev = runs[i - 1] if i > 0 else None
+        nxt = runs[i + 1] if i + 1 < len(runs) else None
+        if prev and nxt and prev[0] == nxt[0]:
+            target = prev[0]
+        elif prev and nxt:
+            target = prev[0] if durations[i - 1] >= durations[i + 1] else nxt[0]
+        else:
+            target = (prev or nxt)[0]
+        labels[runs[i][1] : runs[i][2]] = target
+
+
+def build_timeline(predictions: Sequence, class_names: Sequence[str] | None = None, *, smooth: int = 5,
+                   min_segment_s: float = 1.0, uncertain_as: str | None = None,
+                   times: Sequence[float] | None = None, class_ids: Sequence[int] | None = None,
+                   confidences: Sequence[float] | None = None) -> Timeline:
+    """Smooth per-window predictions into segments.
+
+    Args:
+        predictions: `Prediction` objects in time order (or empty when the arrays are given).
+        class_names: names for class ids (default: the predictions' view names).
+        smooth: mode-filter window in predictions (odd; 1 = off).
+        min_segment_s: shortest segment kept, seconds (0 = off).
+        uncertain_as: label for uncertain windows (None = keep their argmax view).
+        times, class_ids, confidences: the same facts as arrays, instead of ``predictions``.
+
+    Returns:
+        A `Timeline`.
+    """
+    names = dict(enumerate(class_names)) if class_names is not None else {}
+    if predictions:
+        times = [p.time_s for p in predictions]
+        class_ids = [p.class_id for p in predictions]
+        confidences = [p.confidence for p in predictions]
+        for p in predictions:
+            names.setdefault(p.class_id, p.view)
+        uncertain = np.array([p.uncertain for p in predictions])
+    else:
+        uncertain = np.zeros(0 if times is None else len(times), bool)
+    if times is None or len(times) == 0:
+        return Timeline([], {"smooth": smooth, "min_segment_s": min_segment_s, "uncertain_as": uncertain_as})
+    t = np.asarray(times, dtype=np.float64)
+    if np.any(np.diff(t) <= 0):
+        raise ValueError("prediction times must be strictly increasing")
+    labels = np.asarray(class_ids, dtype=np.int64).copy()
+    conf = np.asarray(confidences, dtype=np.float64)
+    if uncertain_as is not None:
+        labels[uncertain] = -1
+        names[-1] = uncertain_as
+    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    bounds = np.append(t, t[-1] + step)  # (N + 1,)
+    labels = mode_filter(labels, conf, smooth)
+    if min_segment_s > 0:
+        labels = merge_short_runs(labels, bounds, min_segment_s)
+    segments = [Segment(names.get(int(lab), str(int(lab))), int(lab), float(bounds[a]), float(bounds[b]), b - a,
+                        float(conf[a:b].mean())) for lab, a, b in _runs(labels)]
+    return Timeline(segments, {"smooth": smooth, "min_segment_s": min_segment_s, "uncertain_as": uncertain_as,
+                               "step_s": step})
+
+
+def workflow_stats(segments: Sequence[Segment]) -> dict:
+    """Workflow statistics of a segmented scan.
+
+    Returns:
+        ``{"total_s", "segments", "transitions", "views_seen", "sequence" (views in order, merged
+        repeats removed), "per_view": {view: {"time_s", "share", "segments", "mean_confidence"}}}``;
+        ``per_view`` is ordered by time spent, longest first.
+    """
+    total = float(sum(s.duration_s for s in segments))
+    per_view: dict[str, dict] = {}
+    for s in segments:
+        v = per_view.setdefault(s.view, {"time_s": 0.0, "segments": 0, "_conf": 0.0, "_windows": 0})
+        v["time_s"] += s.duration_s
+        v["segments"] += 1
+        v["_conf"] += s.mean_confidence * s.windows
+        v["_windows"] += s.windows
+    ordered = {}
+    for view, v in sorted(per_view.items(), key=lambda kv: -kv[1]["time_s"]):
+        ordered[view] = {"time_s": v["time_s"], "share": v["time_s"] / total if total else 0.0,
+                         "segments": v["segments"], "mean_confidence": v["_conf"] / max(v["_windows"], 1)}
+    return {"total_s": total, "segments": len(segments), "transitions": max(len(segments) - 1, 0),
+            "views_seen": len(per_view), "sequence": [s.view for s in segments], "per_view": ordered}
+
+
+def plot_timeline(timeline: Timeline, path: str | Path, title: str = "") -> Path:
+    """Draw the timeline (rows = views in order of first appearance, bars = segments) to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    segs = timeline.segments
+    views = list(dict.fromkeys(s.view for s in segs))
+    total = segs[-1].end_s if segs else 0.0
+    minutes = total > 300
+    unit = 60.0 if minutes else 1.0
+    fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(views), 1) + 1.4), dpi=100)
+    cmap = plt.get_cmap("tab20")
+    for row, view in enumerate(views):
+        bars = [(s.start_s / unit, s.duration_s / unit) for s in segs if s.view == view]
+        ax.broken_barh(bars, (row - 0.4, 0.8), color=cmap(row % 20))
+    ax.set_yticks(range(len(views)), views)
+    ax.invert_yaxis()
+    ax.set_xlim(segs[0].start_s / unit if segs else 0, total / unit if total else 1)
+    ax.set_xlabel("time (minutes)" if minutes else "time (s)")
+    stats = timeline.stats
+    ax.set_title(title or f"{stats['segments']} segments, {stats['transitions']} transitions, {total:.1f} s")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,118 @@
+"""`echoweave classify`: run an exported model on DICOM cines, videos or frame folders.
+
+    echoweave classify loop.dcm --model artifacts/tfw_r50
+    echoweave classify exams/ --model artifacts/tfw_r50 --runtime onnxruntime --precision int8 --csv out.csv
+    echoweave classify scan.mp4 --model artifacts/tfw_r50 --timeline scan.png --json true
+
+Light module: only numpy and echoweave.edge (works in an ``.[edge]`` install without torch).
+A clip that cannot be read prints an error line and the others go on; the exit status is 1 if
+any clip failed.
+"""
+from __future__ import annotations
+
+import csv as csv_lib
+import json as json_lib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from echoweave.edge.errors import EchoweaveError
+
+
+def _write_csv(path: Path, results) -> None:
+    cols = ["path", "ok", "view", "class_id", "confidence", "uncertain", "runtime", "latency_ms", "frames",
+            "duration_s", "error"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", newline="") as fh:
+        writer = csv_lib.DictWriter(fh, fieldnames=cols)
+        writer.writeheader()
+        for r in results:
+            p = r.prediction
+            writer.writerow({"path": r.path, "ok": r.ok, "view": p.view if p else "", "class_id": p.class_id if p else "",
+                             "confidence": f"{p.confidence:.6f}" if p else "", "uncertain": p.uncertain if p else "",
+                             "runtime": p.runtime if p else "", "latency_ms": f"{p.latency_ms:.3f}" if p else "",
+                             "frames": r.frames, "duration_s": f"{r.duration_s:.3f}", "error": r.error or ""})
+    os.replace(tmp, path)
+
+
+def _timeline_paths(out: Path, result, many: bool) -> Path:
+    if not many:
+        return out
+    return out.with_name(f"{out.stem}_{Path(result.path).name.replace('.', '_')}{out.suffix or '.png'}")
+
+
+def _print_timeline(tl) -> None:
+    st = tl.stats
+    shares = ", ".join(f"{v} {d['time_s']:.1f} s ({100 * d['share']:.0f}%)" for v, d in st["per_view"].items())
+    print(f"    timeline: {st['segments']} segments, {st['transitions']} transitions over {st['total_s']:.1f} s: {shares}")
+
+
+def classify(path: str, model: str = "", runtime: Literal["executorch", "onnxruntime", "litert", "coreml"] | None = None,
+             precision: Literal["fp32", "fp16", "int8"] | None = None, json: bool = False,
+             csv: str | None = None, timeline: str | None = None, hop: int = 1, timeline_min_s: float = 10.0,
+             fps: float | None = None, threads: int | None = None, progress: bool = True) -> None:
+    """Classify the view of echo clips with an exported model (no torch needed).
+
+    PATH is a DICOM file, a video file, a folder of frames, or a folder of any of these
+    (searched recursively). Each clip prints its predicted view, confidence, an UNCERTAIN flag
+    (confidence below the manifest's threshold), the runtime and the latency; recordings of at
+    least --timeline_min_s seconds also get a scan timeline and workflow statistics.
+
+    Args:
+        path: DICOM/video file, frame folder, or a folder tree of them.
+        model: Exported model folder (artifacts/<model_id>, holding manifest.json); required.
+        runtime: executorch, onnxruntime, litert or coreml (default: the first installed one that has an artifact).
+        precision: fp32, fp16 or int8 (default: the first matching artifact in the manifest).
+        json: Print all results as one JSON document instead of text lines.
+        csv: Also write one CSV row per clip to this file.
+        timeline: Write the timeline PNG (+ a .json with segments and statistics) here; with several clips,
+            one file per clip named after it. Given, every clip gets a timeline.
+        hop: Frames between the starts of consecutive windows.
+        timeline_min_s: Recordings at least this long get a timeline even without --timeline.
+        fps: Frame rate of frame folders (they carry none; default 30).
+        threads: Runtime threads (ONNX Runtime, LiteRT).
+        progress: Show a progress bar when there are several clips.
+    """
+    if not model:
+        raise EchoweaveError("--model is required (an exported artifacts/<model_id> folder holding manifest.json)")
+    from echoweave.edge.batch import classify_paths
+    from echoweave.edge.classifier import load
+
+    clf = load(model, runtime=runtime, precision=precision, threads=threads)
+    results = classify_paths(clf, path, progress=None if progress and not json else False, hop=hop, fps=fps,
+                             timeline_min_s=0.0 if timeline else timeline_min_s)
+    if not results:
+        print(f"echoweave: error: {path}: no DICOM, video or frame folder found", file=sys.stderr)
+        raise SystemExit(1)
+    many = sum(r.timeline is not None for r in results) > 1
+    written = {}
+    if timeline:
+        for r in results:
+            if r.timeline is not None:
+                png = _timeline_paths(Path(timeline), r, many)
+                r.timeline.plot(png, title=f"{Path(r.path).name}: {clf.manifest['model_id']} ({clf.runtime})")
+                r.timeline.write_json(png.with_suffix(".json"))
+                written[r.path] = str(png)
+    if csv:
+        _write_csv(Path(csv), results)
+    if json:
+        doc = {"model": clf.describe(), "results": [r.to_dict() for r in results]}
+        for d in doc["results"]:
+            if d["path"] in written:
+                d["timeline_png"] = written[d["path"]]
+        print(json_lib.dumps(doc, indent=2, allow_nan=False))
+    else:
+        print(f"model {clf.manifest['model_id']}: {clf.artifact['id']} on {clf.runtime}")
+        for r in results:
+            print(r.summary())
+            if r.timeline is not None and (timeline or r.duration_s >= timeline_min_s):
+                _print_timeline(r.timeline)
+                if r.path in written:
+                    print(f"    timeline plot: {written[r.path]}")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        print(f"echoweave classify: {len(failed)} of {len(results)} clips failed", file=sys.stderr)
+        raise SystemExit(1)
