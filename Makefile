@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.echoweave-installed
 DEMO_OUT ?= demo_out
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow venv clean
+.PHONY: demo test test-slow venv clean android-core-test
 
 $(STAMP): pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	@$(PY) -m pytest -m "not slow" $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests - failing" >&2; exit 1; fi; \
-	exit $$status
+	if [ $$status -ne 0 ]; then exit $$status; fi
+	@$(MAKE) --no-print-directory android-core-test
+
+# android_demo's pure-Kotlin core on the JVM (kotlinc + JUnit 4; prints SKIPPED when it cannot install them).
+android-core-test:
+	@android_demo/scripts/core_test.sh
 
 # Full-size models and long runs.
 test-slow: $(STAMP)

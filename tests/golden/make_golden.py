@@ -1,0 +1,450 @@
+"""Golden vectors that hold android_demo's Kotlin core equal to the Python edge.
+
+    .venv/bin/python tests/golden/make_golden.py            # rewrite the committed fixtures
+    .venv/bin/python tests/golden/make_golden.py --out DIR  # write them elsewhere (the pytest does)
+
+The Python edge (`echoweave.edge`) computes every expected value here; the Kotlin tests in
+``android_demo/core/src/test/kotlin`` read the same inputs, run their port and compare: masks,
+class ids and integers exactly, floats to ~1e-5. ``tests/test_android_golden.py`` regenerates the
+set into a temporary folder and fails when the committed copy is stale.
+
+Files (all small; < 1 MB together): JSON for structure and short vectors, ``.npy`` (numpy's own
+format, little-endian) for pixel stacks and matrices. Everything is deterministic (fixed seeds,
+sorted keys), so a regeneration on the same machine rewrites identical bytes.
+
+Streams use a tiny linear model written in numpy (`LinearStreamModel`): ``embed_frame`` is a fixed
+projection of the preprocessed frame, ``classify_window`` a fixed linear head on the T features.
+Its weights are written out, so the Kotlin test runs the same model inside its own streaming
+classifier; what is compared is everything *around* the model (sector policy, preprocessing, the
+ring buffer, hop, resets, softmax and the uncertain flag).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from echoweave.edge.classifier import Classifier, StreamingClassifier, softmax
+from echoweave.edge.image import rgb_to_gray
+from echoweave.edge.manifest import ManifestError, validate_manifest
+from echoweave.edge.preprocess import PreprocessSpec, preprocess_frames, resize_weights
+from echoweave.edge.sector import apply_sector, estimate_sector
+from echoweave.edge.views import NED12
+from echoweave.train.data.phantom import PhantomConfig, generate_clip, make_patient
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO / "android_demo" / "core" / "src" / "test" / "resources" / "golden"
+
+
+class Writer:
+    """Collects the fixture files of one generation into a folder."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self._saved: dict[tuple, str] = {}  # identical arrays are stored once
+
+    def npy(self, name: str, array: np.ndarray) -> str:
+        key = (array.dtype.str, array.shape, np.ascontiguousarray(array).tobytes())
+        if key in self._saved:
+            return self._saved[key]
+        self._saved[key] = name
+        path = self.out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        return name
+
+    def json(self, name: str, data, compact: bool = False) -> str:
+        path = self.out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":")) if compact else json.dumps(data, indent=1, sort_keys=True)
+        path.write_text(text + "\n")
+        return name
+
+
+def phantom_frames(frames: int, height: int, width: int, patient: int = 0, view: str = "APICAL_4C_LVRV",
+                   text: bool = True) -> np.ndarray:
+    """A grayscale phantom clip (T, H, W) uint8 with burned-in text and ECG strip outside the fan."""
+    cfg = PhantomConfig(num_patients=1, clips_per_view=1, num_frames=frames, height=height, width=width,
+                        burned_in_text=text, ecg_strip=text, seed=7)
+    return generate_clip(view, make_patient(patient, cfg.seed), 0, cfg).frames
+
+
+def tinted(gray: np.ndarray, seed: int) -> np.ndarray:
+    """An RGB version of a gray clip with a little colour noise (what a frame grabber delivers)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(-6, 7, gray.shape + (3,))
+    return np.clip(gray[..., None].astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+# ---- manifest ------------------------------------------------------------------------------
+
+def example_manifest() -> dict:
+    """A manifest shaped like the exporter's (two artifacts, quantization notes, parity)."""
+    k, t, d, s = 12, 4, 64, 32
+    io = lambda name, shape, layout: {"name": name, "shape": shape, "dtype": "float32", "layout": layout}  # noqa: E731
+    return {
+        "schema_version": 1,
+        "model_id": "tfw_tiny",
+        "model_version": "2026-11-21T23:00:00Z+0123456789ab",
+        "model": {"name": "tfw", "backbone": "tiny", "frames": t, "input_size": s, "feature_dim": d},
+        "classes": [{"id": i, "name": n} for i, n in enumerate(NED12)],
+        "frames": t,
+        "aggregation": "window",
+        "uncertain_threshold": 0.5,
+        "preprocessing": PreprocessSpec(resize=36, crop=32).to_dict(),
+        "input_spec": {"model": "tfw", "backbone": "tiny", "frames": t, "input_size": s, "in_channels": 1,
+                       "feature_dim": d, "num_classes": k, "pixel_range": [0.0, 1.0],
+                       "normalization": {"mean": [0.5], "std": [0.25], "in_graph": True},
+                       "methods": {"forward": {"inputs": [io("clip", [1, t, 1, s, s], "NTCHW")],
+                                               "outputs": [io("logits", [1, k], "NK")]},
+                                   "embed_frame": {"inputs": [io("frame", [1, 1, s, s], "NCHW")],
+                                                   "outputs": [io("feature", [1, d], "ND")]},
+                                   "classify_window": {"inputs": [io("features", [1, t, d], "NTD")],
+                                                       "outputs": [io("logits", [1, k], "NK")]}}},
+        "methods": ["forward", "embed_frame", "classify_window"],
+        "artifacts": [
+            {"id": "executorch_xnnpack_fp32", "format": "executorch", "backend": "xnnpack", "precision": "fp32",
+             "files": [{"path": "tfw_tiny_xnnpack_fp32.pte", "sha256": "ab" * 32, "bytes": 123456}],
+             "methods": {m: {"file": "tfw_tiny_xnnpack_fp32.pte", "entry": m} for m in ("forward", "embed_frame",
+                                                                                      "classify_window")},
+             "input_dtype": "float32", "output_dtype": "float32", "notes": "one multi-method program \u00e9"},
+            {"id": "litert_int8", "format": "litert", "backend": "xnnpack", "precision": "int8",
+             "files": [{"path": "tfw_tiny_q8.tflite", "sha256": "cd" * 32, "bytes": 65432}],
+             "methods": {"embed_frame": {"file": "tfw_tiny_q8.tflite", "entry": "embed_frame"},
+                         "classify_window": {"file": "tfw_tiny_q8.tflite", "entry": "classify_window"}},
+             "input_dtype": "float32", "output_dtype": "float32"},
+        ],
+        "skipped": [{"format": "coreml", "precision": "int8", "reason": "not on Linux"}],
+        "toolchain": {"echoweave": "0.1.0", "executorch": "1.5.1"},
+        "parity": {"executorch_xnnpack_fp32": {"max_abs_diff": 1.5e-6, "top1_agreement": 1.0}},
+        "metrics": {"accuracy": 0.75},
+    }
+
+
+def manifest_cases(w: Writer) -> None:
+    """One valid manifest and broken variants, each judged by `validate_manifest`."""
+    base = example_manifest()
+
+    def variant(name: str, edit) -> dict:
+        m = json.loads(json.dumps(base))
+        edit(m)
+        return {"name": name, "manifest": m}
+
+    cases = [
+        {"name": "valid", "manifest": base},
+        variant("valid_int_threshold", lambda m: m.update(uncertain_threshold=1)),
+        variant("valid_no_artifacts", lambda m: m.update(artifacts=[])),
+        variant("missing_frames", lambda m: m.pop("frames")),
+        variant("schema_newer", lambda m: m.update(schema_version=2)),
+        variant("schema_zero", lambda m: m.update(schema_version=0)),
+        variant("schema_string", lambda m: m.update(schema_version="1")),
+        variant("classes_empty", lambda m: m.update(classes=[])),
+        variant("classes_out_of_order", lambda m: m["classes"].reverse()),
+        variant("aggregation_unknown", lambda m: m.update(aggregation="median")),
+        variant("frames_zero", lambda m: m.update(frames=0)),
+        variant("frames_float", lambda m: m.update(frames=4.0)),
+        variant("threshold_above_one", lambda m: m.update(uncertain_threshold=1.5)),
+        variant("threshold_string", lambda m: m.update(uncertain_threshold="0.5")),
+        variant("artifact_missing_files", lambda m: m["artifacts"][0].pop("files")),
+        variant("artifact_duplicate_id", lambda m: m["artifacts"][1].update(id=m["artifacts"][0]["id"])),
+        variant("artifact_bad_format", lambda m: m["artifacts"][0].update(format="tensorrt")),
+        variant("artifact_bad_precision", lambda m: m["artifacts"][0].update(precision="int4")),
+        variant("method_unknown", lambda m: m["artifacts"][0]["methods"].update(train={"file": "tfw_tiny_xnnpack_fp32.pte"})),
+        variant("method_names_other_file", lambda m: m["artifacts"][0]["methods"]["forward"].update(file="x.pte")),
+        variant("path_absolute", lambda m: m["artifacts"][0]["files"][0].update(path="/sdcard/x.pte")),
+        variant("path_parent", lambda m: m["artifacts"][0]["files"][0].update(path="../x.pte")),
+    ]
+    for case in cases:
+        try:
+            validate_manifest(case["manifest"], "manifest.json")
+            case.update(valid=True, error="")
+        except ManifestError as exc:
+            case.update(valid=False, error=str(exc))
+    w.json("manifest/cases.json", {"cases": cases}, compact=True)
+    w.json("manifest/example_manifest.json", base)
+
+
+# ---- grayscale, resize weights, preprocessing ---------------------------------------------
+
+def gray_cases(w: Writer) -> None:
+    """RGB -> luma on the triples whose float32 luma lies within 6e-6 of a rounding boundary
+    (where the order of the float32 sum decides the result), plus random triples."""
+    v = np.arange(256, dtype=np.uint8)
+    r, g, b = np.meshgrid(v, v, v, indexing="ij")
+    rgb = np.stack([r.ravel(), g.ravel(), b.ravel()], -1)  # (16.7M, 3)
+    luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    hard = rgb[np.abs(luma - np.floor(luma) - 0.5) < 6e-6]
+    rng = np.random.default_rng(3)
+    sample = np.concatenate([hard, rng.integers(0, 256, (2000, 3), dtype=np.uint8)])  # (N, 3)
+    w.npy("gray/rgb.npy", sample)
+    w.npy("gray/expected.npy", rgb_to_gray(sample))
+
+
+RESIZE_PAIRS = [(10, 4), (7, 7), (5, 9), (100, 32), (61, 45), (45, 61), (150, 37), (9, 3), (1, 3), (3, 1), (33, 232),
+                (232, 224), (17, 16)]
+
+
+def resize_cases(w: Writer) -> None:
+    """Weights stored as a band per row (first non-zero column + the taps), the dense matrix
+    being mostly zeros; the Kotlin test rebuilds the dense matrix and compares it bit for bit."""
+    pairs = []
+    for n_in, n_out in RESIZE_PAIRS:
+        dense = resize_weights(n_in, n_out)  # (out, in)
+        nonzero = dense != 0
+        lo = np.where(nonzero.any(1), nonzero.argmax(1), 0).astype(np.int32)  # (out,)
+        hi = np.where(nonzero.any(1), n_in - nonzero[:, ::-1].argmax(1), 0)
+        width = int((hi - lo).max())
+        band = np.zeros((n_out, width), np.float32)
+        for i in range(n_out):
+            band[i, : hi[i] - lo[i]] = dense[i, lo[i] : hi[i]]
+        name = f"resize/w_{n_in}_{n_out}"
+        pairs.append({"in": n_in, "out": n_out, "lo": w.npy(name + "_lo.npy", lo), "band": w.npy(name + "_band.npy", band)})
+    w.json("resize/cases.json", {"cases": pairs})
+
+
+def preprocess_cases(w: Writer) -> None:
+    rng = np.random.default_rng(5)
+    clip = phantom_frames(3, 60, 80)
+    cases = [
+        ("phantom_gray", clip, PreprocessSpec(resize=36, crop=32)),
+        ("rgb_to_gray", rng.integers(0, 256, (2, 45, 37, 3), dtype=np.uint8), PreprocessSpec(resize=20, crop=16)),
+        ("rgb_channels", rng.integers(0, 256, (2, 30, 26, 3), dtype=np.uint8),
+         PreprocessSpec(grayscale=False, resize=24, crop=24)),
+        ("portrait_odd_offsets", rng.integers(0, 256, (2, 50, 30), dtype=np.uint8), PreprocessSpec(resize=17, crop=15)),
+        ("square", rng.integers(0, 256, (2, 40, 40), dtype=np.uint8), PreprocessSpec(resize=40, crop=33)),
+        ("upsample", rng.integers(0, 256, (2, 12, 16), dtype=np.uint8), PreprocessSpec(resize=24, crop=20, scale=0.5)),
+    ]
+    out = []
+    for name, frames, spec in cases:
+        x = preprocess_frames(frames, spec)
+        out.append({"name": name, "spec": spec.to_dict(), "input": w.npy(f"preprocess/{name}_in.npy", frames),
+                    "expected": w.npy(f"preprocess/{name}_out.npy", x)})
+    w.json("preprocess/cases.json", {"cases": out})
+
+
+# ---- sector --------------------------------------------------------------------------------
+
+def sector_cases(w: Writer) -> None:
+    clip = phantom_frames(8, 48, 64)
+    rng = np.random.default_rng(11)
+    noisy = np.clip(clip.astype(np.int16) + rng.integers(-2, 3, clip.shape), 0, 255).astype(np.uint8)
+    dark = np.zeros((1, 24, 32), np.uint8)
+    dark[0, 2:5, 3:9] = 200  # one small bright label: too small to trust, whole image used
+    cases = [
+        ("phantom_motion", clip, {}),
+        ("phantom_rgb", tinted(clip[:5], 12), {}),
+        ("phantom_noisy", noisy, {}),
+        ("phantom_given_params", clip, {"threshold": 2.0, "smooth": 5, "min_fraction": 0.1}),
+        ("single_frame", clip[:1], {}),
+        ("frozen_loop", np.repeat(clip[:1], 4, axis=0), {}),
+        ("dark_whole_image", dark, {}),
+    ]
+    out = []
+    for name, frames, kw in cases:
+        sector = estimate_sector(frames, **kw)
+        gray = rgb_to_gray(frames) if frames.ndim == 4 else frames
+        entry = {"name": name, "kwargs": kw, "input": w.npy(f"sector/{name}_in.npy", frames),
+                 "mask": w.npy(f"sector/{name}_mask.npy", sector.mask.astype(np.uint8)),
+                 "bbox": list(sector.bbox), "method": sector.method,
+                 "applied": w.npy(f"sector/{name}_applied.npy", apply_sector(frames, sector))}
+        if len(gray) > 1:
+            std = gray.std(0, dtype=np.float32)
+            entry["std"] = w.npy(f"sector/{name}_std.npy", std)
+            entry["percentile25"] = float(np.percentile(std, 25))
+        out.append(entry)
+    w.json("sector/cases.json", {"cases": out})
+
+
+# ---- softmax / prediction ------------------------------------------------------------------
+
+def softmax_cases(w: Writer) -> None:
+    rng = np.random.default_rng(13)
+    logits = [rng.normal(0, 3, 12).astype(np.float32) for _ in range(6)]
+    logits += [np.array([2.0, 2.0, -1.0], np.float32),  # tie: first index wins, 0.5-ish confidence
+               np.array([0.0, 0.0], np.float32),  # exactly 0.5 == threshold -> not uncertain
+               np.array([1000.0, -1000.0, 3.0], np.float32),  # stability
+               np.array([-3.5], np.float32)]
+    cases = []
+    for i, z in enumerate(logits):
+        p = softmax(z)
+        k = int(np.argmax(p))
+        for thr in (0.5, 0.9):
+            cases.append({"logits": [float(v) for v in z], "threshold": thr, "probabilities": [float(v) for v in p],
+                          "class_id": k, "confidence": float(p[k]), "uncertain": bool(p[k] < thr)})
+    w.json("softmax/cases.json", {"cases": cases})
+
+
+# ---- streaming -----------------------------------------------------------------------------
+
+def _given_sector(mask: np.ndarray):
+    from echoweave.edge.classifier import _sector_from_mask
+
+    return _sector_from_mask(mask)
+
+
+class LinearStreamModel:
+    """A runtime adapter running a fixed linear model in numpy (see the module docstring)."""
+
+    name, version, reentrant = "golden-linear", "1", True
+
+    def __init__(self, spec: PreprocessSpec, frames: int, dim: int, classes: int, seed: int):
+        rng = np.random.default_rng(seed)
+        n = spec.channels * spec.crop * spec.crop
+        self.embed_w = (rng.normal(0, 1, (dim, n)) / math.sqrt(n)).astype(np.float32)  # (D, C*S*S)
+        self.embed_b = rng.normal(0, 0.1, dim).astype(np.float32)  # (D,)
+        self.head_w = (rng.normal(0, 3, (classes, frames * dim)) / math.sqrt(frames * dim)).astype(np.float32)
+        self.head_b = rng.normal(0, 0.1, classes).astype(np.float32)  # (K,)
+
+    def run(self, method: str, x: np.ndarray) -> np.ndarray:
+        flat = x.reshape(len(x), -1).astype(np.float64)
+        if method == "embed_frame":  # (1, C, S, S) -> (1, D)
+            return (flat @ self.embed_w.T.astype(np.float64) + self.embed_b).astype(np.float32)
+        if method == "classify_window":  # (1, T, D) -> (1, K)
+            return (flat @ self.head_w.T.astype(np.float64) + self.head_b).astype(np.float32)
+        raise ValueError(method)
+
+    def close(self) -> None:
+        pass
+
+
+def stream_classifier(spec: PreprocessSpec, frames: int, classes: int, dim: int, seed: int,
+                      threshold: float) -> tuple[Classifier, LinearStreamModel]:
+    manifest = {"model_id": "golden_linear", "classes": [{"id": i, "name": n} for i, n in enumerate(NED12[:classes])],
+                "frames": frames, "aggregation": "window", "uncertain_threshold": threshold,
+                "preprocessing": spec.to_dict()}
+    artifact = {"id": "golden_linear_fp32", "format": "executorch", "precision": "fp32", "methods": {},
+                "input_dtype": "float32", "output_dtype": "float32"}
+    model = LinearStreamModel(spec, frames, dim, classes, seed)
+    return Classifier(Path("."), manifest, artifact, model), model
+
+
+def stream_cases(w: Writer) -> None:
+    """Scenarios for the sector policy and the ring buffer; clips are stored once and each
+    scenario pushes slices of them (``[clip, start, stop]``) in order."""
+    spec = PreprocessSpec(resize=20, crop=16)
+    main = phantom_frames(24, 36, 44)
+    relabelled = main.copy()
+    relabelled[:, :, :10] = np.where(relabelled[:, :, :10] > 0, 0, 255)  # static side region changes completely
+    clips = {
+        "main": main,
+        "relabelled": relabelled[10:],
+        "other_view": phantom_frames(12, 36, 44, patient=1, view="PSAX_AV"),
+        "wide": phantom_frames(10, 30, 52, patient=2),
+        "tinted": tinted(main[:10], 4),
+    }
+    given = np.zeros(main.shape[1:], bool)
+    given[4:32, 6:40] = True
+    scenarios = [
+        ("auto_hop1", {"hop": 1, "sector": "auto", "sector_frames": 6}, [("main", 0, 24)]),
+        ("auto_hop3_fps25", {"hop": 3, "sector": "auto", "sector_frames": 8, "fps": 25.0}, [("main", 0, 17)]),
+        ("no_sector_hop2", {"hop": 2, "sector": "none"}, [("main", 0, 10)]),
+        ("given_mask", {"hop": 1, "sector": "given"}, [("main", 0, 8)]),
+        ("rgb_frames", {"hop": 1, "sector": "auto", "sector_frames": 5}, [("tinted", 0, 10)]),
+        ("geometry_change", {"hop": 1, "sector": "auto", "sector_frames": 5},
+         [("main", 0, 9), ("wide", 0, 10), ("main", 9, 16)]),
+        ("static_region_change", {"hop": 1, "sector": "auto", "sector_frames": 5, "change_threshold": 10.0},
+         [("main", 0, 10), ("relabelled", 0, 14)]),
+        ("refresh_off", {"hop": 1, "sector": "auto", "sector_frames": 5, "refresh": False},
+         [("main", 0, 10), ("relabelled", 0, 8)]),
+        ("view_switch", {"hop": 1, "sector": "auto", "sector_frames": 6}, [("main", 0, 12), ("other_view", 0, 12)]),
+    ]
+    classes, frames, dim = 5, 4, 6
+    threshold = 0.6
+    clf, model = stream_classifier(spec, frames, classes, dim, seed=17, threshold=threshold)
+    files = {name: w.npy(f"stream/clip_{name}.npy", clip) for name, clip in clips.items()}
+    out = []
+    for name, opts, segments in scenarios:
+        kw = {k: v for k, v in opts.items() if k != "sector"}
+        sector = {"auto": "auto", "none": None, "given": given}[opts["sector"]]
+        stream = StreamingClassifier(clf, sector=sector, **kw)
+        events = []
+        for clip_name, start, stop in segments:
+            for frame in clips[clip_name][start:stop]:
+                pred = stream.push(frame)
+                sec = stream.sector
+                feature = stream._features[-1]  # the newest frame's feature
+                events.append({
+                    "sector_updates": stream.sector_updates,
+                    "sector_bbox": None if sec is None else list(sec.bbox),
+                    "sector_method": None if sec is None else sec.method,
+                    "feature": [float(v) for v in feature],
+                    "prediction": None if pred is None else {
+                        "class_id": pred.class_id, "view": pred.view, "confidence": pred.confidence,
+                        "uncertain": pred.uncertain, "frame_index": pred.frame_index, "time_s": pred.time_s,
+                        "probabilities": [float(p) for p in pred.probabilities]},
+                })
+        out.append({"name": name, "options": opts, "segments": [list(s) for s in segments], "events": events})
+    def pred_dict(p) -> dict:
+        return {"class_id": p.class_id, "view": p.view, "confidence": p.confidence, "uncertain": p.uncertain,
+                "frame_index": p.frame_index, "time_s": p.time_s, "windows": p.windows,
+                "probabilities": [float(v) for v in p.probabilities]}
+
+    clip_cases = []
+    for name, (clip_name, start, stop), hop, fps, sector_name in [
+        ("main_hop1_auto", ("main", 0, 24), 1, 30.0, "auto"),
+        ("main_hop5_off_fps25", ("main", 0, 24), 5, 25.0, "none"),
+        ("short_clip_padded", ("main", 0, 2), 1, 30.0, "auto"),
+        ("rgb_given_hop2", ("tinted", 0, 10), 2, 30.0, "given"),
+    ]:
+        pixels = clips[clip_name][start:stop]
+        sector = {"auto": "auto", "none": None, "given": _given_sector(given)}[sector_name]
+        windows = clf.predict_windows(pixels, hop=hop, fps=fps, sector=sector)
+        whole = clf.predict(pixels, hop=hop, fps=fps, sector=sector)
+        clip_cases.append({"name": name, "clip": [clip_name, start, stop], "hop": hop, "fps": fps, "sector": sector_name,
+                           "windows": [pred_dict(p) for p in windows], "clip_prediction": pred_dict(whole)})
+    w.json("stream/cases.json", {
+        "clip_cases": clip_cases,
+        "spec": spec.to_dict(), "frames": frames, "classes": list(NED12[:classes]), "feature_dim": dim,
+        "uncertain_threshold": threshold, "clips": files, "given_mask": w.npy("stream/given_mask.npy", given.astype(np.uint8)),
+        "model": {"embed_w": w.npy("stream/embed_w.npy", model.embed_w), "embed_b": w.npy("stream/embed_b.npy", model.embed_b),
+                  "head_w": w.npy("stream/head_w.npy", model.head_w), "head_b": w.npy("stream/head_b.npy", model.head_b)},
+        "scenarios": out}, compact=True)
+
+
+# ---- entry point ---------------------------------------------------------------------------
+
+SECTIONS = [manifest_cases, gray_cases, resize_cases, preprocess_cases, sector_cases, softmax_cases, stream_cases]
+
+
+def generate(out: Path) -> Path:
+    """Write the whole golden set into ``out`` (replaced atomically: built beside it, then swapped)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".golden.", dir=out.parent))
+    try:
+        w = Writer(tmp)
+        for section in SECTIONS:
+            section(w)
+        w.json("README.json", {"generated_by": "tests/golden/make_golden.py", "numpy": np.__version__,
+                               "note": "do not edit; regenerate with the script"})
+        old = out.with_name(out.name + ".old")
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder to (re)write")
+    args = parser.parse_args(argv)
+    out = generate(args.out)
+    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"wrote {sum(1 for p in out.rglob('*') if p.is_file())} files, {total / 1024:.0f} KiB, to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The golden vectors committed for android_demo's Kotlin core are up to date with the Python edge.
+
+Regenerates the set into a temporary folder with `tests/golden/make_golden.py` and compares it
+with the committed copy: the same files, integer/uint8 arrays and JSON structure exactly, floats
+to 1e-6 (BLAS may sum in another order on another CPU). A stale set means the Kotlin tests would
+be checking an old Python behaviour: rerun the script and commit.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "tests" / "golden" / "make_golden.py"
+COMMITTED = REPO / "android_demo" / "core" / "src" / "test" / "resources" / "golden"
+FIX = "run: .venv/bin/python tests/golden/make_golden.py"
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("make_golden", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def _same_json(a, b, where: str) -> None:
+    if isinstance(a, float) or isinstance(b, float):
+        assert isinstance(a, (int, float)) and isinstance(b, (int, float)), f"{where}: {a!r} vs {b!r}"
+        assert abs(a - b) <= 1e-6 * max(1.0, abs(a)), f"{where}: {a!r} vs {b!r}; {FIX}"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and sorted(a) == sorted(b), f"{where}: keys differ; {FIX}"
+        for k in a:
+            _same_json(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), f"{where}: lengths differ; {FIX}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same_json(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} vs {b!r}; {FIX}"
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory) -> Path:
+    return _load_generator().generate(tmp_path_factory.mktemp("golden") / "golden")
+
+
+def test_golden_set_is_small_and_complete():
+    files = _files(COMMITTED)
+    total = sum((COMMITTED / f).stat().st_size for f in files)
+    assert total < 1_000_000, f"golden set is {total} bytes; keep it under 1 MB"
+    for section in ("manifest", "gray", "resize", "preprocess", "sector", "softmax", "stream"):
+        assert any(f.startswith(section + "/") for f in files), f"no {section} fixtures; {FIX}"
+
+
+def test_committed_golden_vectors_match_the_current_python_edge(regenerated):
+    assert _files(regenerated) == _files(COMMITTED), f"the set of golden files changed; {FIX}"
+    for name in _files(COMMITTED):
+        new, old = regenerated / name, COMMITTED / name
+        if name.endswith(".npy"):
+            a, b = np.load(new), np.load(old)
+            assert a.dtype == b.dtype and a.shape == b.shape, f"{name}: {a.dtype}{a.shape} vs {b.dtype}{b.shape}; {FIX}"
+            if a.dtype.kind == "f":
+                np.testing.assert_allclose(a, b, rtol=0, atol=1e-6, err_msg=f"{name}; {FIX}")
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=f"{name}; {FIX}")
+        else:
+            _same_json(json.loads(new.read_text()), json.loads(old.read_text()), name)
+
+
+def test_golden_expectations_exercise_the_edge_cases(regenerated):
+    """The set covers what makes the ports hard: rounding ties, every sector method, stream resets."""
+    sector = json.loads((regenerated / "sector" / "cases.json").read_text())["cases"]
+    assert {c["method"] for c in sector} == {"motion", "single_frame_brightness", "whole_image"}
+    manifest = json.loads((regenerated / "manifest" / "cases.json").read_text())["cases"]
+    assert sum(c["valid"] for c in manifest) == 3 and len(manifest) > 20
+    stream = json.loads((regenerated / "stream" / "cases.json").read_text())
+    by_name = {s["name"]: s for s in stream["scenarios"]}
+    assert by_name["static_region_change"]["events"][-1]["sector_updates"] == 2  # refreshed once
+    assert by_name["refresh_off"]["events"][-1]["sector_updates"] == 1
+    assert by_name["geometry_change"]["events"][-1]["sector_updates"] == 3  # one estimate per frame geometry
+    gray = np.load(regenerated / "gray" / "rgb.npy")
+    luma = gray.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    assert (np.abs(luma - np.floor(luma) - 0.5) < 1e-6).sum() > 1000  # many exact .5 ties
