@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from echoweave.edge.errors import EchoweaveError
 from echoweave.edge.preprocess import PreprocessSpec, preprocess_frames
+from echoweave.export.formats import ExportError
 
 
 @dataclass
@@ -95,15 +95,15 @@ def calibration_set(store, meta: dict, spec: PreprocessSpec, frames: int, calib_
     """Calibration windows from the *training* clips of the checkpoint's dataset.
 
     Raises:
-        EchoweaveError: no training clip is available (an empty calibration set would silently
+        ExportError: no training clip is available (an empty calibration set would silently
             give int8 artifacts with meaningless ranges).
     """
     if calib_clips < 1:
-        raise EchoweaveError(f"{where}: --calib_clips must be >= 1, got {calib_clips}")
+        raise ExportError(f"{where}: --calib_clips must be >= 1, got {calib_clips}")
     train, _ = split_clips(store, meta)
     calib = build_window_set(store, train, spec, frames, windows_per_clip, max_clips=calib_clips)
     if len(calib) == 0:
-        raise EchoweaveError(f"{where}: the calibration set is empty: the checkpoint's dataset has no "
+        raise ExportError(f"{where}: the calibration set is empty: the checkpoint's dataset has no "
                              "training clips outside the held-out patients; int8 export needs real clips")
     return calib
 

@@ -41,7 +41,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from echoweave.edge.errors import EchoweaveError
 from echoweave.edge.manifest import METHODS, file_bytes, sha256_file
+
+class ExportError(EchoweaveError):
+    """The export refused its input (checkpoint, data, destination) or a converter failed."""
+
 
 #: Short precision tags used in file names (ARCHITECTURE.md: ``tfw_r50_xnnpack_q8.pte``).
 PRECISION_TAGS = {"fp32": "fp32", "fp16": "fp16", "int8": "q8"}
@@ -91,7 +96,8 @@ class ExportContext:
 
         source = {"forward": self.calib_windows, "embed_frame": self.calib_frames,
                   "classify_window": self.calib_features}[method]
-        return [(torch.from_numpy(np.ascontiguousarray(x[None])),) for x in source]
+        # A fresh copy: ``x[None]`` has stride 0 on the new axis, which ExecuTorch rejects.
+        return [(torch.from_numpy(np.array(x[None], copy=True)),) for x in source]
 
     def config_json(self) -> str:
         """Class names, preprocessing and model id as JSON (rides inside artifacts that can

@@ -44,7 +44,8 @@ def run_executorch(folder, record, method: str, inputs: list[np.ndarray]) -> np.
 
         program = Runtime.get().load_program(path)
         _CACHE[key] = (program, program.load_method(entry))  # keep the program alive with its method
-    out = _CACHE[key][1].execute([torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+    # np.array copies: views like ``window[None]`` carry stride 0, which ExecuTorch rejects.
+    out = _CACHE[key][1].execute([torch.from_numpy(np.array(x, dtype=np.float32, copy=True)) for x in inputs])
     return out[0].numpy()
 
 

@@ -32,6 +32,7 @@ from echoweave.edge.preprocess import PreprocessSpec
 from echoweave.export.formats import (
     CONVERTERS,
     ArtifactRecord,
+    ExportError,
     ExportContext,
     load_converter,
     load_runner,
@@ -44,10 +45,6 @@ DEFAULT_PRECISIONS = ("fp32", "int8")
 BACKBONE_TAGS = {"resnet50": "r50", "resnet18": "r18", "mobilenet_v3_large": "mnv3", "tiny": "tiny"}
 TOOLCHAIN_PACKAGES = ("echoweave", "torch", "torchvision", "torchao", "executorch", "onnx", "onnxruntime",
                       "onnxscript", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "coremltools", "numpy")
-
-
-class ExportError(EchoweaveError):
-    """The export refused its input (checkpoint, data, destination) or a converter failed."""
 
 
 @dataclass
@@ -263,6 +260,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, formats=DEFAULT_F
         check_destination(dest, model_id, meta["model"], overwrite)
         spec = PreprocessSpec(**meta["preprocessing"])
     todo, skipped = plan_exports(formats, precisions, meta["model"]["name"])
+    if not todo:
+        reasons = "; ".join(f"{s['format']} {s['precision']}: {s['reason']}" for s in skipped)
+        raise ExportError(f"{ckpt_folder}: nothing to export, every requested combination is skipped ({reasons})")
 
     with progress.stage("build calibration set"):
         from echoweave.export.calibration import calibration_set, held_out_set
