@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from echoweave.edge.classifier import Classifier, StreamingClassifier, softmax
+from echoweave.edge.classifier import Classifier, Prediction, StreamingClassifier, softmax
 from echoweave.edge.image import rgb_to_gray
 from echoweave.edge.manifest import ManifestError, validate_manifest
 from echoweave.edge.preprocess import PreprocessSpec, preprocess_frames, resize_weights
 from echoweave.edge.sector import apply_sector, estimate_sector
+from echoweave.edge.timeline import build_timeline
 from echoweave.edge.views import NED12
 from echoweave.train.data.phantom import PhantomConfig, generate_clip, make_patient
 
@@ -409,9 +410,57 @@ def stream_cases(w: Writer) -> None:
         "scenarios": out}, compact=True)
 
 
+# ---- timeline ------------------------------------------------------------------------------
+
+def timeline_cases(w: Writer) -> None:
+    """Prediction sequences -> `build_timeline(...).to_dict()` under several smoothing settings."""
+    rng = np.random.default_rng(19)
+    step = 4 / 30.0
+    blocks = [(4, 30), (1, 12), (7, 25), (4, 6), (1, 2), (4, 20)]  # (view, windows): a scan with short visits
+    ids = np.concatenate([np.full(n, v) for v, n in blocks])
+    flicker = rng.random(len(ids)) < 0.12
+    ids = np.where(flicker, rng.integers(0, 12, len(ids)), ids)
+    conf = np.round(rng.uniform(0.3, 1.0, len(ids)), 4)
+    times = np.arange(len(ids)) * step
+    irregular = np.cumsum(rng.choice([0.1, 0.2, 0.3], 40))
+    ties = np.array([0, 1, 2, 1, 0, 2, 2, 0, 1, 1, 0, 2])
+    sequences = {
+        "scan": (times, ids, conf),
+        "irregular_times": (irregular, rng.integers(0, 3, 40), np.round(rng.uniform(0.2, 1.0, 40), 3)),
+        "mode_ties": (np.arange(len(ties)) * 0.5, ties, np.array([0.9, 0.5, 0.7, 0.6, 0.8, 0.4, 0.9, 0.3, 0.5, 0.5, 0.6, 0.7])),
+        "aba_and_abc": (np.arange(9) * 1.0, np.array([0, 0, 0, 1, 0, 0, 2, 3, 3]), np.full(9, 0.8)),
+        "equal_neighbours": (np.arange(7) * 1.0, np.array([5, 5, 6, 7, 7, 8, 8]), np.full(7, 0.7)),
+        "single": (np.array([2.0]), np.array([3]), np.array([0.4])),
+        "empty": (np.zeros(0), np.zeros(0, int), np.zeros(0)),
+    }
+    settings = [
+        {"smooth": 5, "min_segment_s": 1.0, "uncertain_as": None, "names": True},
+        {"smooth": 1, "min_segment_s": 0.0, "uncertain_as": None, "names": True},
+        {"smooth": 3, "min_segment_s": 2.0, "uncertain_as": "uncertain", "names": False},
+        {"smooth": 7, "min_segment_s": 0.5, "uncertain_as": None, "names": False},
+    ]
+    threshold = 0.5
+    cases = []
+    for name, (t, c, p) in sequences.items():
+        preds = [Prediction(NED12[int(k)], int(k), np.zeros(0), float(q), bool(q < threshold), i, float(ti), 0.0)
+                 for i, (ti, k, q) in enumerate(zip(t, c, p))]
+        for st in settings:
+            tl = build_timeline(preds, NED12 if st["names"] else None, smooth=st["smooth"],
+                                min_segment_s=st["min_segment_s"], uncertain_as=st["uncertain_as"])
+            cases.append({"name": name, "settings": st, "times": [float(x) for x in t], "class_ids": [int(x) for x in c],
+                          "confidences": [float(x) for x in p], "uncertain": [bool(x < threshold) for x in p],
+                          "expected": tl.to_dict(), "per_view_order": list(tl.stats["per_view"])})
+    try:
+        build_timeline([], times=[0.0, 0.0], class_ids=[0, 1], confidences=[1.0, 1.0])
+    except ValueError as exc:
+        error = str(exc)
+    w.json("timeline/cases.json", {"cases": cases, "non_increasing_error": error}, compact=True)
+
+
 # ---- entry point ---------------------------------------------------------------------------
 
-SECTIONS = [manifest_cases, gray_cases, resize_cases, preprocess_cases, sector_cases, softmax_cases, stream_cases]
+SECTIONS = [manifest_cases, gray_cases, resize_cases, preprocess_cases, sector_cases, softmax_cases, stream_cases,
+            timeline_cases]
 
 
 def generate(out: Path) -> Path:
@@ -419,6 +468,7 @@ def generate(out: Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".golden.", dir=out.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the fixtures are ordinary repository files
     try:
         w = Writer(tmp)
         for section in SECTIONS:
