@@ -56,7 +56,7 @@ def test_golden_set_is_small_and_complete():
     files = _files(COMMITTED)
     total = sum((COMMITTED / f).stat().st_size for f in files)
     assert total < 1_000_000, f"golden set is {total} bytes; keep it under 1 MB"
-    for section in ("manifest", "gray", "resize", "preprocess", "sector", "softmax", "stream"):
+    for section in ("manifest", "gray", "resize", "preprocess", "sector", "softmax", "stream", "timeline", "latency"):
         assert any(f.startswith(section + "/") for f in files), f"no {section} fixtures; {FIX}"
 
 

@@ -457,10 +457,28 @@ def timeline_cases(w: Writer) -> None:
     w.json("timeline/cases.json", {"cases": cases, "non_increasing_error": error}, compact=True)
 
 
+# ---- latency statistics --------------------------------------------------------------------
+
+def latency_cases(w: Writer) -> None:
+    """benchmarks.stats.latency_stats / realtime_verdict (stream mode) on a few sample sets."""
+    from echoweave.benchmarks.stats import latency_stats, realtime_verdict
+
+    rng = np.random.default_rng(23)
+    sets = {"lognormal_200": np.round(rng.lognormal(3.0, 0.3, 200), 3), "single": np.array([12.5]),
+            "two": np.array([10.0, 30.0]), "tail": np.concatenate([np.full(95, 20.0), np.full(5, 80.0)]),
+            "eleven": np.arange(11, dtype=float) * 3.0}
+    cases = []
+    for name, x in sets.items():
+        st = latency_stats(x)
+        cases.append({"name": name, "samples": [float(v) for v in x], "stats": st,
+                      "verdict_30fps": realtime_verdict(st, "stream", 30.0, 4)})
+    w.json("latency/cases.json", {"cases": cases}, compact=True)
+
+
 # ---- entry point ---------------------------------------------------------------------------
 
 SECTIONS = [manifest_cases, gray_cases, resize_cases, preprocess_cases, sector_cases, softmax_cases, stream_cases,
-            timeline_cases]
+            timeline_cases, latency_cases]
 
 
 def generate(out: Path) -> Path:
