@@ -17,12 +17,15 @@ from echoweave.edge.errors import ClipReadError, EchoweaveError
 __all__ = ["Classifier", "Clip", "ClipReadError", "EchoweaveError", "Prediction", "StreamingClassifier", "load"]
 
 _LAZY = {"load", "Classifier", "StreamingClassifier", "Prediction"}
+_SUBMODULES = {"batch", "classifier", "manifest", "preprocess", "readers", "runtime", "sector", "timeline", "views"}
 
 
 def __getattr__(name: str):
-    # The classifier pulls in readers-free but heavier numpy modules; import it on first use.
-    if name in _LAZY:
-        from echoweave.edge import classifier
+    # Import on first use: `import echoweave.edge` stays cheap for apps that need only the readers.
+    import importlib
 
-        return getattr(classifier, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module("echoweave.edge.classifier"), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"echoweave.edge.{name}")
     raise AttributeError(f"module 'echoweave.edge' has no attribute {name!r}")
