@@ -311,6 +311,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are shipped to other users/devices
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
