@@ -1,0 +1,31 @@
+/*
+ * The scan timeline of the current session: the per-window predictions smoothed into view
+ * segments (the core's buildTimeline, the same rules as echoweave.edge.timeline), with the
+ * workflow statistics on top (time and share per view, transitions).
+ */
+package org.echoweave.demo
+
+import android.os.Bundle
+import android.widget.ArrayAdapter
+import android.widget.ListView
+import android.widget.TextView
+import androidx.appcompat.app.AppCompatActivity
+import org.echoweave.core.buildTimeline
+
+class TimelineActivity : AppCompatActivity() {
+    override fun onCreate(savedInstanceState: Bundle?) {
+        super.onCreate(savedInstanceState)
+        setContentView(R.layout.activity_timeline)
+        val timeline = buildTimeline(ScanLog.predictions(), ScanLog.classNames, smooth = 5, minSegmentS = 1.0,
+            uncertainAs = "uncertain")
+        val stats = timeline.stats
+        findViewById<TextView>(R.id.summary).text = buildString {
+            append("%.1f s, %d segments, %d transitions, %d views\n".format(stats.totalS, stats.segments, stats.transitions, stats.viewsSeen))
+            for ((view, v) in stats.perView) append("%-16s %6.1f s  %5.1f %%\n".format(view, v.timeS, 100 * v.share))
+        }
+        val rows = timeline.segments.map { s ->
+            "%7.2f–%7.2f s  %-16s  %3d windows  conf %.2f".format(s.startS, s.endS, s.view, s.windows, s.meanConfidence)
+        }
+        findViewById<ListView>(R.id.segments).adapter = ArrayAdapter(this, android.R.layout.simple_list_item_1, rows)
+    }
+}
