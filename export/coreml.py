@@ -90,6 +90,11 @@ def convert_method(module, example: tuple, input_name: str, output_name: str, pr
 _CONVERTED: dict[str, Any] = {}
 
 
+def clear_cache() -> None:
+    """Drop the cached converted programs (they hold the whole model; call after an export)."""
+    _CONVERTED.clear()
+
+
 def converted_functions(ctx: ExportContext, precision: str) -> dict[str, Any]:
     """``{method: MLModel}`` at fp32 or fp16 compute (int8 quantizes the fp16 ones), cached per context."""
     compute = "fp32" if precision == "fp32" else "fp16"

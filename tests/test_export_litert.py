@@ -161,3 +161,19 @@ def test_registered_runner_runs_the_record(exported):
     for rec in records.values():
         np.testing.assert_allclose(runner(ctx.out_dir, rec, "forward", [x]),
                                    run_litert(ctx.out_dir / rec.files[0], "forward", [x]), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_int8_alone_lowers_a_temporary_fp32(tiny_checkpoint, tmp_path):
+    """Exporting only int8 lowers fp32 to a temporary file and leaves just the q8 file behind."""
+    from echoweave.export.litert import describe_tflite, export_litert, run_litert
+
+    ctx, held = make_context(tiny_checkpoint, tmp_path)
+    rec = export_litert(ctx, "int8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tfw_tiny_q8.tflite"]
+    assert "lower_s" in rec.extra["timings_s"] and "quantize_s" in rec.extra["timings_s"]
+    assert set(describe_tflite(tmp_path / rec.files[0])["forward"]["fully_connected_dtypes"]) == {"INT8,INT8->INT8"}
+    with torch.no_grad():
+        ref = ctx.model(torch.from_numpy(held.windows[:2])).numpy()
+    out = np.concatenate([run_litert(tmp_path / rec.files[0], "forward", [w[None]]) for w in held.windows[:2]])
+    assert np.abs(out - ref).max() < 0.15 * np.abs(ref).max() + 1e-3
