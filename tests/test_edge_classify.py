@@ -20,14 +20,14 @@ import echoweave.edge as ew
 from echoweave.cli import main
 from echoweave.edge.batch import classify_file, find_clips
 from echoweave.edge.readers import read_clip
-from tests.helpers.edge_artifacts import tiny_artifacts
+from tests.helpers.edge_artifacts import exported_artifacts
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def model_dir():
-    return tiny_artifacts("tfw")
+def model_dir(tiny_checkpoint):
+    return exported_artifacts(tiny_checkpoint)
 
 
 def _write_video(path, t, fps=10, h=48, w=64, seed=0):
@@ -104,7 +104,7 @@ def test_batch_reports_bad_files_continues_and_exits_1(model_dir, exam_tree, tmp
     assert info.value.code == 1
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
-    assert lines[0] == "model tfw_tiny: litert_cpu_fp32 on litert"
+    assert lines[0] == "model tfw_tiny: litert_xnnpack_fp32 on litert"
     by_name = {Path(line.split(":")[0]).name: line for line in lines[1:] if not line.startswith("    ")}
     assert set(by_name) == {"cine.dcm", "cut.dcm", "frames", "empty.mp4", "long.mp4"}
     assert "ERROR truncated" in by_name["cut.dcm"] and "ERROR" in by_name["empty.mp4"]

@@ -24,14 +24,14 @@ from echoweave.edge.clip import Clip
 from echoweave.edge.errors import ClipReadError
 from echoweave.edge.readers import read_clip
 from tests.conftest import make_fan_clip
-from tests.helpers.edge_artifacts import tiny_artifacts
+from tests.helpers.edge_artifacts import exported_artifacts
 
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
-def clf():
-    return ew.load(tiny_artifacts("tfw"), runtime="onnxruntime", threads=1)
+def clf(tiny_checkpoint):
+    return ew.load(exported_artifacts(tiny_checkpoint), runtime="onnxruntime", threads=1)
 
 
 @pytest.fixture(scope="module")

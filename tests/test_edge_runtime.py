@@ -14,19 +14,24 @@ import echoweave.edge as ew
 from echoweave.edge.manifest import ManifestError, read_manifest, write_manifest
 from echoweave.edge.runtime import RuntimeNotAvailable, available_runtimes
 from echoweave.edge.runtime import base as runtime_base
-from tests.helpers.edge_artifacts import tiny_artifacts, tiny_model
+from tests.helpers.edge_artifacts import exported_artifacts, tiny_image_checkpoint
 
 RUNTIMES = ("onnxruntime", "executorch", "litert")
 
 
 @pytest.fixture(scope="module")
-def tfw_dir():
-    return tiny_artifacts("tfw")
+def tfw_dir(tiny_checkpoint):
+    return exported_artifacts(tiny_checkpoint)
 
 
 @pytest.fixture(scope="module")
-def image_dir():
-    return tiny_artifacts("image")
+def image_ckpt(tmp_path_factory):
+    return tiny_image_checkpoint(tmp_path_factory.mktemp("image_run"))
+
+
+@pytest.fixture(scope="module")
+def image_dir(image_ckpt):
+    return exported_artifacts(image_ckpt, formats=("onnx",))
 
 
 @pytest.fixture
@@ -41,22 +46,24 @@ def _copy(src, tmp_path):
     return dst
 
 
-def _eager_window_probs(name, x):
+def _eager_window_probs(checkpoint, x):
     import torch
 
+    from echoweave.train.engine.evaluate import load_model
+
     torch.set_num_threads(1)
-    model = tiny_model(name)
+    model, _ = load_model(checkpoint)
     with torch.no_grad():
         clips = torch.stack([torch.from_numpy(x[s : s + 4]) for s in range(len(x) - 3)])  # (W, 4, 1, S, S)
         return torch.softmax(model(clips).double(), -1).numpy(), model
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_every_runtime_matches_eager_and_streaming_equals_window_model(tfw_dir, frames, runtime):
+def test_every_runtime_matches_eager_and_streaming_equals_window_model(tfw_dir, tiny_checkpoint, frames, runtime):
     clf = ew.load(tfw_dir, runtime=runtime)
     assert clf.runtime == runtime and clf.frames == 4 and len(clf.class_names) == 12
     x = clf.preprocess(frames, sector=None)  # (9, 1, 32, 32)
-    eager, _ = _eager_window_probs("tfw", x)
+    eager, _ = _eager_window_probs(tiny_checkpoint, x)
     via_forward = np.stack([p.probabilities for p in clf.predict_windows(frames, sector=None, via="forward")])
     via_features = np.stack([p.probabilities for p in clf.predict_windows(frames, sector=None)])
     stream = clf.stream(sector=None)
@@ -69,14 +76,13 @@ def test_every_runtime_matches_eager_and_streaming_equals_window_model(tfw_dir, 
     assert [p.frame_index for p in pushed if p] == list(range(3, 9))
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
-def test_mean_vote_model_is_averaged_once(image_dir, frames, runtime):
+def test_mean_vote_model_is_averaged_once(image_dir, image_ckpt, frames):
     import torch
 
-    clf = ew.load(image_dir, runtime=runtime)
+    clf = ew.load(image_dir, runtime="onnxruntime")
     assert clf.aggregation == "mean_vote"
     x = clf.preprocess(frames, sector=None)
-    _, model = _eager_window_probs("image", x)
+    _, model = _eager_window_probs(image_ckpt, x)
     with torch.no_grad():
         per_frame = torch.softmax(model.forward_image(torch.from_numpy(x)).double(), -1).numpy()  # (9, K)
     expected = np.stack([per_frame[s : s + 4].mean(0) for s in range(6)])  # the paper's mean vote
@@ -145,15 +151,17 @@ def test_coreml_on_linux_is_a_clear_error(tfw_dir):
 
 def test_tampered_and_missing_files(tfw_dir, tmp_path):
     folder = _copy(tfw_dir, tmp_path)
-    onnx = folder / "tfw_tiny_embed_frame_fp32.onnx"
+    files = {a["format"]: a["methods"] for a in read_manifest(folder)["artifacts"]}
+    onnx = folder / files["onnx"]["embed_frame"]["file"]
     data = bytearray(onnx.read_bytes())
     data[-1] ^= 0xFF  # same size, different content
     onnx.write_bytes(bytes(data))
     with pytest.raises(ManifestError, match="sha256 .* does not match"):
         ew.load(folder, runtime="onnxruntime")
     assert ew.load(folder, runtime="litert").runtime == "litert"  # only the chosen artifact is checked
-    (folder / "tfw_tiny_fp32.tflite").unlink()
-    with pytest.raises(ManifestError, match="tfw_tiny_fp32.tflite: artifact file named in the manifest is missing"):
+    tflite = files["litert"]["embed_frame"]["file"]
+    (folder / tflite).unlink()
+    with pytest.raises(ManifestError, match=f"{tflite}: artifact file named in the manifest is missing"):
         ew.load(folder, runtime="litert")
 
 
@@ -166,6 +174,21 @@ def test_newer_and_missing_manifest(tfw_dir, tmp_path):
         ew.load(folder)
     with pytest.raises(ManifestError, match="no manifest here"):
         ew.load(tmp_path / "nowhere")
+
+
+def test_int8_artifact_stays_close_to_eager(tiny_checkpoint, frames):
+    folder = exported_artifacts(tiny_checkpoint, formats=("onnx",), precisions=("int8",))
+    clf = ew.load(folder, precision="int8")
+    assert clf.runtime == "onnxruntime" and clf.precision == "int8"
+    x = clf.preprocess(frames, sector=None)
+    eager, _ = _eager_window_probs(tiny_checkpoint, x)
+    via_forward = np.stack([p.probabilities for p in clf.predict_windows(frames, sector=None, via="forward")])
+    stream = clf.stream(sector=None)
+    streamed = np.stack([p.probabilities for p in (stream.push(f) for f in frames) if p is not None])
+    # Quantized halves (embed_frame, classify_window) round differently from the quantized whole.
+    np.testing.assert_allclose(streamed, via_forward, atol=5e-3)
+    np.testing.assert_allclose(via_forward, eager, atol=2e-2)
+    assert (via_forward.argmax(1) == eager.argmax(1)).mean() >= 5 / 6
 
 
 def test_int8_quantization_helpers():

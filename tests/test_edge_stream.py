@@ -12,17 +12,17 @@ from echoweave.edge.classifier import StreamInputError
 from echoweave.edge.errors import ClipReadError
 from echoweave.edge.sector import estimate_sector
 from tests.conftest import make_fan_clip
-from tests.helpers.edge_artifacts import tiny_artifacts
+from tests.helpers.edge_artifacts import exported_artifacts
 
 
 @pytest.fixture(scope="module")
-def clf():
-    return ew.load(tiny_artifacts("tfw"), runtime="litert", threads=1)
+def clf(tiny_checkpoint):
+    return ew.load(exported_artifacts(tiny_checkpoint), runtime="litert", threads=1)
 
 
 @pytest.fixture(scope="module")
-def clf_ort():
-    return ew.load(tiny_artifacts("tfw"), runtime="onnxruntime", threads=1)
+def clf_ort(tiny_checkpoint):
+    return ew.load(exported_artifacts(tiny_checkpoint), runtime="onnxruntime", threads=1)
 
 
 def _probs(preds):
