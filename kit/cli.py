@@ -12,6 +12,7 @@ import sys
 from jsonargparse import CLI
 
 from echoweave.edge.errors import EchoweaveError
+from echoweave.commands import bench as bench_cmd
 from echoweave.commands import classify as classify_cmd
 from echoweave.commands import data as data_cmd
 from echoweave.commands import demo as demo_cmd
@@ -28,6 +29,7 @@ COMMANDS = {
     "demo": demo_cmd.demo,
     "export": export_cmd.export,
     "classify": classify_cmd.classify,
+    "bench": bench_cmd.bench,
 }
 
 

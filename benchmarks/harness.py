@@ -1,0 +1,471 @@
+"""The host benchmark: every (runtime, precision, threads, mode) cell of an artifact folder,
+timed through `echoweave.edge` exactly as an app calls it, interleaved, with an eager baseline.
+
+    from echoweave.benchmarks.harness import BenchConfig, run_bench
+    perf = run_bench(BenchConfig("artifacts/tfw_r50", threads=[1, 2], seconds=20))
+
+Per cell:
+
+* **load** — `echoweave.edge.load` (manifest read, sha256 check of the files, runtime session)
+  repeated ``load_repeats`` (3) times; the median is reported ("cold" within this process: the
+  OS file cache is warm after the first load and the runtime module is imported once).
+* **first inference** — the first call after the last load; then ``warmup`` untimed calls
+  (stream mode adds ``sector_frames + T`` pushes, so the one-off sector estimate and the ring
+  buffer fill happen in warm-up; the recorded count says how many).
+* **window** mode — one call = ``Classifier.forward_window`` on one preprocessed T-frame window
+  (the exported ``forward``; preprocessing excluded, done once).
+* **stream** mode — one call = ``StreamingClassifier.push`` of one uint8 frame of the recording,
+  end to end: grey conversion, sector mask, resize/crop/scale, ``embed_frame``, ``classify_window``.
+* cells run **interleaved** in chunks of ``chunk_seconds`` (A B C A B C ...) until each has spent
+  ``seconds`` in timed calls, so load drift on a shared machine hits every cell alike.
+* **memory** — a fresh subprocess per cell (`echoweave.benchmarks.memprobe`) loads the artifact
+  and runs a few calls; its peak RSS (``ru_maxrss``) and RSS before the load are recorded.
+  In-process, ``rss_load_delta_mb`` is the RSS growth of the loads.
+* **baseline** — eager PyTorch fp32 cells (`echoweave.benchmarks.eager`) at the same threads and
+  modes; each cell's ``speedup_vs_eager`` = eager median / cell median.
+* **hardware limit** — MACs per call (`echoweave.benchmarks.macs`) / median latency = achieved
+  GMAC/s, as a fraction of the theoretical peak at the cell's thread count
+  (`echoweave.benchmarks.hostinfo`) and of the best GEMM rate of the same runtime, precision and
+  threads measured in this run (`echoweave.benchmarks.gemm`). Stream-mode rates include the
+  numpy preprocessing time, so they understate the engine.
+
+Threads are set per cell as `echoweave.benchmarks.threads` describes (per load for ONNX Runtime
+and LiteRT, process-wide pools for ExecuTorch and eager torch).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from echoweave.benchmarks.gemm import DEFAULT_SHAPE, measure_gemm
+from echoweave.benchmarks.hostinfo import host_info, load_average, peak_for_threads
+from echoweave.benchmarks.stats import latency_stats, realtime_verdict
+from echoweave.benchmarks.threads import THREAD_CONTROL, apply_threads, executorch_pool_size
+from echoweave.edge.errors import EchoweaveError
+from echoweave.edge.manifest import read_manifest
+from echoweave.edge.runtime.base import PREFERENCE, RUNTIMES, runtime_available
+
+MODES = ("window", "stream")
+SAMPLE_DECIMALS = 4
+
+
+class BenchError(EchoweaveError):
+    """The benchmark cannot run as asked (no artifact, no input recording, bad option)."""
+
+
+@dataclass
+class BenchConfig:
+    """What to benchmark.
+
+    Attributes:
+        artifact_dir: ``artifacts/<model_id>`` with manifest.json.
+        runtimes: runtimes to time (None = every installed runtime with an artifact).
+        precisions: precisions to time (None = all in the manifest).
+        threads: thread counts; one cell per count.
+        modes: ``window`` and/or ``stream``.
+        fps: frame rate of the real-time budget.
+        seconds: timed seconds per cell.
+        warmup: untimed calls after the first inference.
+        clip: a DICOM/video/frame-folder recording for stream input (default: a phantom recording).
+        eager: time the eager PyTorch fp32 baseline (needs torch).
+        gemm: measure each runtime's GEMM ceiling (needs torch + converters to build GEMM models).
+        gemm_shape: ``(m, k, n)`` of the GEMM.
+        gemm_seconds: timed seconds per GEMM measurement.
+        memory: run the per-cell peak-RSS subprocess probe.
+        chunk_seconds: length of one interleaving slice.
+        load_repeats: loads per cell (median reported).
+        phantom_size: ``(H, W)`` of the phantom recording's frames.
+        phantom_frames: frames in the phantom recording (looped).
+        clock_ghz: override the clock used for the theoretical peak.
+        fma_units: FMA units per core for the theoretical peak.
+        cache_dir: where GEMM models are cached.
+        progress: show a progress bar.
+    """
+
+    artifact_dir: str
+    runtimes: list[str] | None = None
+    precisions: list[str] | None = None
+    threads: list[int] = field(default_factory=lambda: [1, 2])
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    fps: float = 30.0
+    seconds: float = 20.0
+    warmup: int = 5
+    clip: str | None = None
+    eager: bool = True
+    gemm: bool = True
+    gemm_shape: tuple[int, int, int] = DEFAULT_SHAPE
+    gemm_seconds: float = 1.0
+    memory: bool = True
+    chunk_seconds: float = 0.5
+    load_repeats: int = 3
+    phantom_size: tuple[int, int] = (240, 320)
+    phantom_frames: int = 60
+    clock_ghz: float | None = None
+    fma_units: int = 2
+    cache_dir: str = str(Path.home() / ".cache" / "echoweave" / "gemm")
+    progress: bool = True
+
+    def check(self) -> None:
+        """Raise `BenchError` on impossible options."""
+        bad = [m for m in self.modes if m not in MODES]
+        if bad or not self.modes:
+            raise BenchError(f"--mode must be a subset of {MODES}, got {self.modes}")
+        if not self.threads or any(t < 1 for t in self.threads):
+            raise BenchError(f"--threads must be positive integers, got {self.threads}")
+        if self.fps <= 0 or self.seconds <= 0:
+            raise BenchError(f"--fps and --seconds must be positive (got {self.fps}, {self.seconds})")
+        unknown = [r for r in self.runtimes or [] if r not in RUNTIMES]
+        if unknown:
+            raise BenchError(f"unknown runtime(s) {unknown}; known: {', '.join(RUNTIMES)}")
+
+
+def rss_mb() -> float | None:
+    """Current resident set size of this process in MB (Linux /proc; None elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+# ---- input ----------------------------------------------------------------------------------
+def load_recording(cfg: BenchConfig, manifest: dict) -> tuple[np.ndarray, str]:
+    """``(uint8 frames (N, H, W), description)``: the ``--clip`` recording or a phantom one."""
+    if cfg.clip:
+        from echoweave.edge.readers import read_clip
+
+        clip = read_clip(cfg.clip, gray=True)
+        return clip.frames, f"clip {cfg.clip} ({clip.frames.shape[0]} frames {clip.frames.shape[1:]})"
+    try:
+        from echoweave.train.data.phantom import PhantomConfig, generate_clip, make_patient
+    except ImportError as exc:
+        raise BenchError("no --clip given and the phantom needs torch/train extras (edge-only install): "
+                         "pass --clip PATH to a DICOM cine, video or frame folder") from exc
+    h, w = cfg.phantom_size
+    pcfg = PhantomConfig(num_patients=1, clips_per_view=1, num_frames=cfg.phantom_frames, height=h, width=w,
+                         class_set=tuple(c["name"] for c in manifest["classes"]))
+    view = pcfg.class_set[min(1, len(pcfg.class_set) - 1)]
+    clip = generate_clip(view, make_patient(0, 0), 0, pcfg)
+    frames = clip.frames if clip.frames.ndim == 3 else clip.frames[..., 0]
+    return frames, f"phantom {view} ({frames.shape[0]} frames {frames.shape[1:]}, looped)"
+
+
+# ---- cells ----------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    """One (runtime, precision, threads, mode) measurement in progress."""
+
+    runtime: str
+    precision: str
+    threads: int
+    mode: str
+    artifact: dict | None = None
+    clf: object = None
+    call: object = None
+    load_ms: list[float] = field(default_factory=list)
+    first_ms: float | None = None
+    warmup: int = 0
+    samples: list[float] = field(default_factory=list)
+    rss_load_delta_mb: float | None = None
+    memory: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.runtime}-{self.precision}-t{self.threads}-{self.mode}"
+
+
+def plan_cells(manifest: dict, cfg: BenchConfig) -> tuple[list[Cell], list[dict]]:
+    """Cells to run and combinations skipped (with the reason), in a stable order."""
+    cells, skipped = [], []
+    wanted = cfg.runtimes or [r for r in PREFERENCE if any(a["format"] == RUNTIMES[r].format
+                                                           for a in manifest["artifacts"])]
+    for runtime in wanted:
+        arts = [a for a in manifest["artifacts"] if a["format"] == RUNTIMES[runtime].format
+                and (cfg.precisions is None or a["precision"] in cfg.precisions)]
+        if not runtime_available(runtime):
+            why = (f"{runtime} cannot predict on {sys.platform}" if RUNTIMES[runtime].platforms
+                   else f"{runtime} is not installed (pip install {RUNTIMES[runtime].pip})")
+            skipped += [{"runtime": runtime, "precision": a["precision"], "reason": why} for a in arts] or \
+                [{"runtime": runtime, "precision": "*", "reason": why}]
+            continue
+        if not arts:
+            skipped.append({"runtime": runtime, "precision": ",".join(cfg.precisions or ["*"]),
+                            "reason": f"no {RUNTIMES[runtime].format} artifact of that precision in the manifest"})
+        for art in arts:
+            for threads in cfg.threads:
+                for mode in cfg.modes:
+                    cells.append(Cell(runtime, art["precision"], threads, mode, art))
+    return cells, skipped
+
+
+def _open(cell: Cell, folder: Path, manifest: dict, eager_model=None):
+    import echoweave.edge as ew
+
+    if cell.runtime == "eager":
+        from echoweave.benchmarks.eager import open_eager
+
+        return open_eager(folder, manifest, eager_model)
+    return ew.load(folder, runtime=cell.runtime, precision=cell.precision, threads=cell.threads)
+
+
+def setup_cell(cell: Cell, folder: Path, manifest: dict, frames: np.ndarray, cfg: BenchConfig, eager_model=None) -> None:
+    """Load (timed, repeated), first inference, warm-up; leaves ``cell.call`` ready to time."""
+    apply_threads(cell.runtime, cell.threads)
+    before = rss_mb()
+    clf = None
+    for _ in range(max(1, cfg.load_repeats)):
+        if clf is not None:
+            clf.close()
+        t0 = time.perf_counter_ns()
+        clf = _open(cell, folder, manifest, eager_model)
+        cell.load_ms.append((time.perf_counter_ns() - t0) / 1e6)
+    after = rss_mb()
+    cell.rss_load_delta_mb = None if before is None or after is None else after - before
+    cell.clf = clf
+    if cell.mode == "window":
+        window = clf.preprocess(frames[: clf.frames])  # (T, C, S, S), preprocessed once
+        cell.call = lambda: clf.forward_window(window)
+        extra = 0
+    else:
+        stream = clf.stream(fps=cfg.fps)
+        counter = iter(range(1 << 62))
+        cell.call = lambda: stream.push(frames[next(counter) % len(frames)])
+        extra = stream.sector_frames + clf.frames  # sector estimate + full ring buffer happen in warm-up
+    t0 = time.perf_counter_ns()
+    cell.call()
+    cell.first_ms = (time.perf_counter_ns() - t0) / 1e6
+    cell.warmup = cfg.warmup + extra
+    for _ in range(cell.warmup):
+        cell.call()
+
+
+def run_interleaved(cells: list[Cell], cfg: BenchConfig, min_calls: int = 3) -> None:
+    """Time every cell in round-robin slices until each has ``cfg.seconds`` of timed calls."""
+    from tqdm import tqdm
+
+    spent = {c.id: 0.0 for c in cells}
+    active = list(cells)
+    bar = tqdm(total=round(cfg.seconds * len(cells), 1), unit="s", desc="bench", disable=not cfg.progress,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}] {postfix}")
+    while active:
+        for cell in list(active):
+            bar.set_postfix_str(cell.id)
+            apply_threads(cell.runtime, cell.threads)
+            slice_end = time.perf_counter() + cfg.chunk_seconds
+            done_before = spent[cell.id]
+            while True:
+                t0 = time.perf_counter_ns()
+                cell.call()
+                ms = (time.perf_counter_ns() - t0) / 1e6
+                cell.samples.append(ms)
+                spent[cell.id] += ms / 1000.0
+                if spent[cell.id] >= cfg.seconds or time.perf_counter() >= slice_end:
+                    break
+            bar.update(min(spent[cell.id], cfg.seconds) - min(done_before, cfg.seconds))
+            if spent[cell.id] >= cfg.seconds and len(cell.samples) >= min_calls:
+                active.remove(cell)
+    bar.close()
+
+
+def probe_memory(cell: Cell, folder: Path, frames_npy: str, calls: int = 5) -> dict | None:
+    """Peak RSS of a fresh process that loads the cell's artifact and makes ``calls`` calls.
+
+    The recording is handed over as a ``.npy`` file so the probe imports nothing but the runtime
+    (no torch for ONNX Runtime / LiteRT cells)."""
+    req = {"folder": str(folder), "runtime": cell.runtime, "precision": cell.precision, "threads": cell.threads,
+           "mode": cell.mode, "calls": calls, "frames_npy": frames_npy}
+    try:
+        done = subprocess.run([sys.executable, "-m", "echoweave.benchmarks.memprobe", json.dumps(req)],
+                              capture_output=True, text=True, timeout=600)
+        line = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+        if done.returncode != 0 or not line:
+            return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+        return json.loads(line[-1])
+    except (OSError, subprocess.SubprocessError, json.JSONDecodeError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+# ---- results --------------------------------------------------------------------------------
+def artifact_bytes(artifact: dict | None) -> int | None:
+    """Bytes of the files an app ships for the artifact's methods (not e.g. a .bpte test bundle)."""
+    if not artifact or not artifact.get("files"):
+        return None
+    used = {m["file"] for m in artifact["methods"].values()}
+    sizes = [f.get("bytes") for f in artifact["files"] if f["path"] in used]
+    return int(sum(sizes)) if sizes and None not in sizes else None
+
+
+def delegation_of(artifact: dict | None) -> dict | None:
+    """Share of graph nodes inside the delegate per method, from the manifest (ExecuTorch)."""
+    deleg = ((artifact or {}).get("extra") or {}).get("delegation")
+    if not deleg:
+        return None
+    return {"source": "manifest artifacts[].extra.delegation (counted at export)",
+            "delegated_share": {m: d.get("delegated_share") for m, d in deleg.items()},
+            "ops_outside": {m: d.get("ops_outside") for m, d in deleg.items()}}
+
+
+def cell_result(cell: Cell, frames_t: int, cfg: BenchConfig, peak: dict, macs: dict | None,
+                gemm: dict[tuple, dict]) -> dict:
+    """The perf.json entry of one finished cell (speed-up vs eager is filled in later)."""
+    stats = latency_stats(cell.samples)
+    macs_call = None if macs is None else int(macs["forward" if cell.mode == "window" else "per_frame"])
+    achieved = None if macs_call is None else macs_call / (stats["median"] * 1e6)
+    peak_t = peak_for_threads(peak, cell.threads, cell.precision)
+    g = gemm.get((cell.runtime, cell.precision, cell.threads))
+    mem = cell.memory or {}
+    notes = list(cell.notes)
+    if mem.get("error"):
+        notes.append(f"memory probe failed: {mem['error']}")
+    return {
+        "id": cell.id, "runtime": cell.runtime,
+        "runtime_version": str(getattr(cell.clf.adapter, "version", "")), "artifact": (cell.artifact or {}).get(
+            "id", "eager_pytorch_fp32"),
+        "precision": cell.precision, "threads": cell.threads, "threads_control": THREAD_CONTROL.get(cell.runtime, ""),
+        "mode": cell.mode,
+        "load_ms": {"median": float(np.median(cell.load_ms)), "samples": [round(x, 3) for x in cell.load_ms],
+                    "what": "echoweave.edge.load: manifest + sha256 check + runtime session"},
+        "first_inference_ms": cell.first_ms, "warmup": cell.warmup, "latency_ms": stats,
+        "samples_ms": [round(x, SAMPLE_DECIMALS) for x in cell.samples],
+        "peak_rss_mb": mem.get("peak_rss_mb"), "rss_load_delta_mb": cell.rss_load_delta_mb,
+        "memory_probe": mem or None,
+        "artifact_bytes": artifact_bytes(cell.artifact), "delegation": delegation_of(cell.artifact),
+        "realtime": realtime_verdict(stats, cell.mode, cfg.fps, frames_t), "speedup_vs_eager": None,
+        "macs_per_call": macs_call, "achieved_gmacs": achieved,
+        "fraction_of_peak": achieved / peak_t if achieved and peak_t else None,
+        "fraction_of_gemm": achieved / g["gmacs"] if achieved and g else None,
+        "notes": notes,
+    }
+
+
+def add_speedups(cells: list[dict]) -> None:
+    """``speedup_vs_eager`` = eager median / cell median for the same mode and threads."""
+    eager = {(c["mode"], c["threads"]): c["latency_ms"]["median"] for c in cells if c["runtime"] == "eager"}
+    for c in cells:
+        base = eager.get((c["mode"], c["threads"]))
+        c["speedup_vs_eager"] = base / c["latency_ms"]["median"] if base else None
+
+
+# ---- the run --------------------------------------------------------------------------------
+def _torch_available() -> bool:
+    from echoweave.edge.runtime.base import module_installed
+
+    return module_installed("torch")
+
+
+def measure_gemms(cells: list[Cell], cfg: BenchConfig, notes: list[str]) -> dict[tuple, dict]:
+    """GEMM ceiling per (runtime, precision, threads) of the cells; failures become notes."""
+    out = {}
+    for key in dict.fromkeys((c.runtime, c.precision, c.threads) for c in cells):
+        runtime, precision, threads = key
+        if runtime == "eager" and precision != "fp32":
+            continue
+        try:
+            out[key] = measure_gemm(runtime, precision, threads, cfg.gemm_shape, cfg.gemm_seconds, cfg.cache_dir)
+        except Exception as exc:  # a missing converter must not stop the latency benchmark
+            notes.append(f"GEMM {runtime} {precision} t{threads} not measured: {type(exc).__name__}: {exc}"[:400])
+    return out
+
+
+def run_bench(cfg: BenchConfig) -> dict:
+    """Run the whole host benchmark; returns the perf.json dict (validated, not yet written)."""
+    from echoweave.benchmarks.schema import validate_perf
+
+    cfg.check()
+    folder = Path(cfg.artifact_dir)
+    manifest = read_manifest(folder)
+    host = host_info(cfg.clock_ghz, cfg.fma_units)
+    notes = [f"load average at start {host['load_average_start']} on {host['usable_cpus']} usable CPUs: "
+             "the machine may be shared; treat absolute numbers accordingly."]
+    cells, skipped = plan_cells(manifest, cfg)
+    frames, input_desc = load_recording(cfg, manifest)
+    torch_ok = _torch_available()
+    eager_info = {"available": False, "reason": "", "weights": None}
+    eager_model = None
+    if cfg.eager and torch_ok:
+        from echoweave.benchmarks.eager import eager_model as build_eager
+
+        eager_model, eager_info["weights"] = build_eager(manifest)
+        eager_info["available"] = True
+        cells += [Cell("eager", "fp32", t, m) for t in cfg.threads for m in cfg.modes]
+    else:
+        eager_info["reason"] = "disabled (--eager false)" if not cfg.eager else \
+            "torch is not installed (edge-only): no eager baseline, speed-ups not computed"
+    if not cells:
+        raise BenchError(f"{folder}: nothing to benchmark ({'; '.join(s['reason'] for s in skipped) or 'no artifacts'})")
+
+    macs = None
+    try:
+        from echoweave.benchmarks.macs import manifest_macs
+
+        macs = manifest_macs(manifest)
+    except Exception as exc:
+        notes.append(f"MACs not counted: {type(exc).__name__}: {exc}")
+    if macs is None:
+        notes.append("MACs unknown (no torch and no 'macs' in the manifest): MAC rates not reported")
+    et_pool = executorch_pool_size() if any(c.runtime == "executorch" for c in cells) else None
+    gemm = measure_gemms(cells, cfg, notes) if cfg.gemm else {}
+    if not cfg.gemm:
+        notes.append("GEMM ceilings not measured (--gemm false)")
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="echoweave-bench-") as tmp:
+        frames_npy = str(Path(tmp) / "frames.npy")
+        np.save(frames_npy, frames)
+        for cell in cells:
+            if cfg.progress:
+                print(f"[bench] load {cell.id}", flush=True)
+            setup_cell(cell, folder, manifest, frames, cfg, eager_model)
+            if cfg.memory:
+                cell.memory = probe_memory(cell, folder, frames_npy)
+    run_interleaved(cells, cfg)
+    if et_pool is not None:
+        apply_threads("executorch", et_pool)  # leave the process-wide pool as we found it
+    results = [cell_result(c, int(manifest["frames"]), cfg, host["peak"], macs, gemm) for c in cells]
+    add_speedups(results)
+    for c in cells:
+        c.clf.close()
+    host["load_average_end"] = load_average()
+    perf = {
+        "schema_version": 1, "kind": "echoweave-perf", "model_id": manifest["model_id"],
+        "artifact_dir": str(folder), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "target": {"kind": "host", "device": None}, "host": host,
+        "config": {**{k: v for k, v in asdict(cfg).items() if k not in ("artifact_dir", "progress", "cache_dir")},
+                   "runtimes": sorted({c.runtime for c in cells}), "precisions": sorted({c.precision for c in cells}),
+                   "input": input_desc, "interleave": f"round-robin slices of {cfg.chunk_seconds} s",
+                   "frames_per_window": int(manifest["frames"])},
+        "macs": macs, "gemm": list(gemm.values()), "eager": eager_info, "cells": results, "skipped": skipped,
+        "notes": notes,
+    }
+    perf["config"]["gemm_shape"] = list(cfg.gemm_shape)
+    perf["config"]["phantom_size"] = list(cfg.phantom_size)
+    return validate_perf(json.loads(json.dumps(perf, default=float)))
+
+
+def write_json(path: str | Path, data: dict) -> Path:
+    """Write JSON atomically (tmp + os.replace)."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
