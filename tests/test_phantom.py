@@ -256,3 +256,19 @@ def test_data_synth_writes_ned_and_ev9v_layouts_that_read_back(tmp_path, capsys)
     owners = {s: {name.split("_")[0] for name in v} for s, v in splits.items()}
     assert owners == {"train": {"P000"}, "validation": {"P001"}, "test": {"P002"}}  # patient-wise
     assert len(scan_dataset(str(tmp_path / "ev9v"))) == 36
+
+
+def test_generate_recording_concatenates_views_of_one_patient():
+    from echoweave.train.data.phantom import PhantomConfig, generate_clip, generate_recording, make_patient
+
+    cfg = PhantomConfig(height=48, width=48, num_frames=8)
+    patient = make_patient(5, cfg.seed)
+    clip, truth = generate_recording(["PSAX_MV", "APICAL_5C"], 0.5, patient, cfg)
+    assert clip.num_frames == 30 and clip.label is None and clip.fps == 30.0
+    assert [t["view"] for t in truth] == ["PSAX_MV", "APICAL_5C"]
+    assert truth[1]["start_s"] == 0.5 and truth[1]["end_s"] == 1.0
+    # Each part is exactly the clip the generator makes for that view (clip index = position).
+    import dataclasses
+
+    seg_cfg = dataclasses.replace(cfg, num_frames=15)
+    assert np.array_equal(clip.frames[15:], generate_clip("APICAL_5C", patient, 1, seg_cfg).frames)

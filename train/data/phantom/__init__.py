@@ -18,6 +18,7 @@ from echoweave.train.data.phantom.generate import (
     clip_phases,
     generate_clip,
     generate_dataset,
+    generate_recording,
     iter_dataset,
     make_patient,
     render_at_phases,
@@ -28,6 +29,6 @@ from echoweave.train.data.phantom.generate import (
 
 __all__ = [
     "MOTION_ONLY_PAIRS", "VIEWS", "ClipParams", "PhantomConfig", "PhantomPatient", "clip_params", "clip_phases",
-    "generate_clip", "generate_dataset", "iter_dataset", "make_patient", "render_at_phases", "render_frames",
+    "generate_clip", "generate_dataset", "generate_recording", "iter_dataset", "make_patient", "render_at_phases", "render_frames",
     "sector_mask", "view_id",
 ]

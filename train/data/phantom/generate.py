@@ -9,6 +9,7 @@ state, so one frame can be rendered on its own and equals the same frame of the 
 """
 from __future__ import annotations
 
+import dataclasses
 import string
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -273,3 +274,27 @@ def iter_dataset(cfg: PhantomConfig = PhantomConfig()) -> Iterator[Clip]:
 def generate_dataset(cfg: PhantomConfig = PhantomConfig()) -> list[Clip]:
     """All clips of :func:`iter_dataset` as a list."""
     return list(iter_dataset(cfg))
+
+
+def generate_recording(views: Sequence[str], seconds_per_view: float, patient: PhantomPatient,
+                       cfg: PhantomConfig = PhantomConfig()) -> tuple[Clip, list[dict]]:
+    """A long scan: one patient, several views one after another (a sonographer's sweep).
+
+    Each view contributes ``seconds_per_view`` of frames (a fresh clip index per view, so heart
+    phase and probe jitter change at each cut); the probe geometry stays the patient's, as in a
+    real scan. Used by the demo's scan timeline and the benchmark soak.
+
+    Returns:
+        ``(clip, truth)``: the recording (label None) and the true segments
+        ``[{"view", "start_s", "end_s"}]``.
+    """
+    n = max(1, int(round(seconds_per_view * cfg.fps)))
+    seg_cfg = dataclasses.replace(cfg, num_frames=n)
+    parts, truth = [], []
+    for i, view in enumerate(views):
+        parts.append(generate_clip(view, patient, i, seg_cfg).frames)
+        truth.append({"view": NED12[view_id(view)], "start_s": i * n / cfg.fps, "end_s": (i + 1) * n / cfg.fps})
+    clip = Clip(np.concatenate(parts), fps=float(cfg.fps), patient_id=patient.patient_id, label=None,
+                source=f"phantom://{patient.patient_id}/recording", view=None,
+                meta={"format": "phantom", "seed": cfg.seed, "segments": truth})
+    return clip, truth
