@@ -9,7 +9,10 @@ Stages (ExecuTorch ``aot_compiler`` order): export -> quantize -> lower -> seria
   frames, `classify_window` on the features the *quantized* embedder produces for the same
   windows: at run time the head only ever sees quantized-embedder features, so calibrating on
   them matches the ranges it must cover (float features would fit the observers to a
-  distribution the app never produces). `forward` calibrates on the real windows.
+  distribution the app never produces). Measured on a tiny TFW (ONNX QDQ, 48 held-out
+  windows): mean |logit diff| 0.00122 either way, max 0.0053 vs 0.0050 - no measurable gain
+  at that size; the choice follows the run-time distribution. `forward` calibrates on the
+  real windows.
 - lower: `to_edge_transform_and_lower` with one dict of programs and the XNNPACK partitioner;
   class names and preprocessing ride along as the constant method ``config`` (JSON string).
 - serialize: `.pte` and `.bpte`; delegation (nodes inside XNNPACK delegates vs. left in the
@@ -96,7 +99,7 @@ def delegation_stats(lowered_program) -> dict[str, Any]:
                 name = getattr(node.target, "__name__", str(node.target))
                 if "executorch_call_delegate" in name or node.target is operator.getitem:
                     continue
-                outside[str(node.target)] += 1
+                outside[name] += 1
         total = delegated + sum(outside.values())
         stats[method] = {"delegated_nodes": delegated, "outside_nodes": sum(outside.values()),
                          "delegated_share": delegated / total if total else 0.0, "subgraphs": subgraphs,

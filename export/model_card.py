@@ -73,7 +73,7 @@ def model_card(model_id: str, meta: dict, manifest: dict, metrics: dict, parity:
     rows = {r["id"]: r for r in parity.get("artifacts", [])}
     for art in manifest["artifacts"]:
         row = rows.get(art["id"], {})
-        size = sum(f["bytes"] for f in art["files"]) / 1e6
+        size = art["files"][0]["bytes"] / 1e6  # the shipped file; .bpte/reference files are for checks
         if row.get("ran"):
             lines.append(f"| {art['id']} | {size:.2f} MB | {_pct(row['top1_agreement'])} | {_pct(row['accuracy'])} | "
                          f"{row['max_abs_logit_diff']:.2e} |")
