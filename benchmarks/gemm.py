@@ -6,7 +6,8 @@ one large GEMM ``(m x k) @ (k x n)`` at the same precision and thread count. The
 single bias-free ``nn.Linear(k, n)`` on an ``(m, k)`` input, exported the way the kit exports
 models and run through the kit's own runtime adapters (`echoweave.edge.runtime`):
 
-* executorch: ``torch.export`` -> (int8: PT2E XNNPACKQuantizer, per-channel symmetric) ->
+* executorch: (at the process pool's thread count only, see `echoweave.benchmarks.threads`)
+  ``torch.export`` -> (int8: PT2E XNNPACKQuantizer, per-channel symmetric) ->
   ``to_edge_transform_and_lower`` with the XNNPACK partitioner -> ``.pte``;
 * onnxruntime: ``torch.onnx.export`` -> (int8: static QDQ U8S8 per-channel, as the model export);
 * litert: litert-torch signature ``forward`` -> (int8: ai-edge-quantizer static a8w8, float I/O);

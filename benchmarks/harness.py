@@ -30,7 +30,9 @@ Per cell:
   numpy preprocessing time, so they understate the engine.
 
 Threads are set per cell as `echoweave.benchmarks.threads` describes (per load for ONNX Runtime
-and LiteRT, process-wide pools for ExecuTorch and eager torch).
+and LiteRT, the process-wide pool for eager torch). ExecuTorch's XNNPACK pool is process-wide and
+resetting it crashed a full-size run, so ExecuTorch cells run only at the pool's size; the other
+thread counts are listed under ``skipped`` with that reason.
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ import numpy as np
 from echoweave.benchmarks.gemm import DEFAULT_SHAPE, measure_gemm
 from echoweave.benchmarks.hostinfo import host_info, load_average, peak_for_threads
 from echoweave.benchmarks.stats import latency_stats, realtime_verdict
-from echoweave.benchmarks.threads import THREAD_CONTROL, apply_threads, executorch_pool_size
+from echoweave.benchmarks.threads import THREAD_CONTROL, apply_threads, executorch_skip_reason
 from echoweave.edge.errors import EchoweaveError
 from echoweave.edge.manifest import read_manifest
 from echoweave.edge.runtime.base import PREFERENCE, RUNTIMES, runtime_available
@@ -203,6 +205,11 @@ def plan_cells(manifest: dict, cfg: BenchConfig) -> tuple[list[Cell], list[dict]
                             "reason": f"no {RUNTIMES[runtime].format} artifact of that precision in the manifest"})
         for art in arts:
             for threads in cfg.threads:
+                why = executorch_skip_reason(threads) if runtime == "executorch" else None
+                if why:
+                    skipped.append({"runtime": runtime, "precision": art["precision"], "threads": threads,
+                                    "reason": why})
+                    continue
                 for mode in cfg.modes:
                     cells.append(Cell(runtime, art["precision"], threads, mode, art))
     return cells, skipped
@@ -413,7 +420,6 @@ def run_bench(cfg: BenchConfig) -> dict:
         notes.append(f"MACs not counted: {type(exc).__name__}: {exc}")
     if macs is None:
         notes.append("MACs unknown (no torch and no 'macs' in the manifest): MAC rates not reported")
-    et_pool = executorch_pool_size() if any(c.runtime == "executorch" for c in cells) else None
     gemm = measure_gemms(cells, cfg, notes) if cfg.gemm else {}
     if not cfg.gemm:
         notes.append("GEMM ceilings not measured (--gemm false)")
@@ -430,8 +436,6 @@ def run_bench(cfg: BenchConfig) -> dict:
             if cfg.memory:
                 cell.memory = probe_memory(cell, folder, frames_npy)
     run_interleaved(cells, cfg)
-    if et_pool is not None:
-        apply_threads("executorch", et_pool)  # leave the process-wide pool as we found it
     results = [cell_result(c, int(manifest["frames"]), cfg, host["peak"], macs, gemm) for c in cells]
     add_speedups(results)
     for c in cells:

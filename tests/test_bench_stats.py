@@ -104,9 +104,10 @@ def test_macs_of_a_linear_layer_match_hand_count():
 def test_macs_of_the_tiny_model_split_into_methods():
     pytest.importorskip("torch")
     from echoweave.benchmarks.macs import method_macs
-    from tests.helpers.edge_artifacts import tiny_model
+    from echoweave.train.models import ModelConfig, build_model
 
-    model = tiny_model("tfw")
+    model = build_model(ModelConfig(name="tfw", backbone="tiny", width=4, feature_dim=32, gru_hidden=16,
+                                    gru_layers=1, input_size=32, num_classes=12, frames=4)).eval()
     macs = method_macs(model)
     assert macs["forward"] == model.frames * macs["embed_frame"] + macs["classify_window"]
     assert macs["per_frame"] == macs["embed_frame"] + macs["classify_window"]
@@ -176,3 +177,17 @@ def test_drift_summary_sees_a_trend_and_rss_growth():
     assert d["window_s"] == 60.0
     assert d["median_first_ms"] == pytest.approx(10.25, abs=0.01) and d["median_last_ms"] == pytest.approx(14.75, abs=0.01)
     assert d["rss_growth_mb"] == pytest.approx(20.0) and d["rss_trend_mb_per_min"] == pytest.approx(2.0)
+
+
+def test_executorch_cells_only_at_the_process_pool_size():
+    pytest.importorskip("executorch")
+    from echoweave.benchmarks.harness import BenchConfig, plan_cells
+    from echoweave.benchmarks.threads import executorch_pool_size
+
+    pool = executorch_pool_size()
+    art = {"id": "executorch_xnnpack_fp32", "format": "executorch", "precision": "fp32", "files": [],
+           "methods": {}}
+    cells, skipped = plan_cells({"artifacts": [art]}, BenchConfig("x", runtimes=["executorch"],
+                                                                  threads=[pool, pool + 1], modes=["window"]))
+    assert [(c.runtime, c.threads) for c in cells] == [("executorch", pool)]
+    assert skipped[0]["threads"] == pool + 1 and "process-wide" in skipped[0]["reason"]
