@@ -76,7 +76,7 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
         raise EchoweaveError(f"no fold was run (only_folds={only_folds}, folds={folds})")
     results = _summarise(per_method, class_names, exp, out)
     results["seconds"] = round(time.time() - t0, 1)
-    results["recipe"] = str(resolve_config_path(recipe_path))
+    results["recipe"] = _display_path(resolve_config_path(recipe_path))
     results["folds"], results["folds_run"] = folds, sorted(only_folds) if only_folds else list(range(folds))
     write_metrics_json(results, out / "results.json")
     table = _markdown(results, recipe_path, folds, only_folds)
@@ -86,6 +86,14 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
         Path(docs).write_text(table)
     print(table)
     return results
+
+
+def _display_path(path: Path) -> str:
+    """A config path relative to the working folder when it lies below it (reports travel)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _rt(result):
