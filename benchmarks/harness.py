@@ -26,7 +26,8 @@ Per cell:
 * **hardware limit** — MACs per call (`echoweave.benchmarks.macs`) / median latency = achieved
   GMAC/s, as a fraction of the theoretical peak at the cell's thread count
   (`echoweave.benchmarks.hostinfo`) and of the best GEMM rate of the same runtime, precision and
-  threads measured in this run (`echoweave.benchmarks.gemm`). Stream-mode rates include the
+  threads measured in this run (`echoweave.benchmarks.gemm`; measured before and after the cells,
+  the better of the two is the ceiling). Stream-mode rates include the
   numpy preprocessing time, so they understate the engine.
 
 Threads are set per cell as `echoweave.benchmarks.threads` describes (per load for ONNX Runtime
@@ -420,7 +421,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         notes.append(f"MACs not counted: {type(exc).__name__}: {exc}")
     if macs is None:
         notes.append("MACs unknown (no torch and no 'macs' in the manifest): MAC rates not reported")
-    gemm = measure_gemms(cells, cfg, notes) if cfg.gemm else {}
+    gemm = measure_gemms(cells, cfg, notes) if cfg.gemm else {}  # again after the cells; the best counts
     if not cfg.gemm:
         notes.append("GEMM ceilings not measured (--gemm false)")
 
@@ -436,6 +437,11 @@ def run_bench(cfg: BenchConfig) -> dict:
             if cfg.memory:
                 cell.memory = probe_memory(cell, folder, frames_npy)
     run_interleaved(cells, cfg)
+    if cfg.gemm:  # a second GEMM pass after the cells: a busy moment at the start must not set the ceiling
+        for key, again in measure_gemms(cells, cfg, []).items():
+            first = gemm.get(key)
+            best = again if first is None or again["gmacs"] > first["gmacs"] else first
+            gemm[key] = {**best, "gmacs_before_after": [first and first["gmacs"], again["gmacs"]]}
     results = [cell_result(c, int(manifest["frames"]), cfg, host["peak"], macs, gemm) for c in cells]
     add_speedups(results)
     for c in cells:

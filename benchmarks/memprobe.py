@@ -8,8 +8,11 @@ model), makes a few calls of the cell's mode and prints one JSON line::
 
     {"peak_rss_mb": ..., "rss_before_load_mb": ..., "rss_after_load_mb": ..., "model_peak_mb": ...}
 
-``peak_rss_mb`` is ``ru_maxrss`` of the whole process (Python + runtime + model + buffers);
-``model_peak_mb`` = peak - RSS before the load, what loading and running added.
+``peak_rss_mb`` is ``VmHWM`` of /proc/self/status, the high-water mark of this process's
+memory (Python + runtime + model + buffers). Not ``ru_maxrss``: Linux keeps that across
+``execve``, so a child forked from a large parent reports the *parent's* RSS (a full-size run
+showed peak RSS growing cell after cell that way). ``model_peak_mb`` = peak - RSS before the
+load, what loading and running added.
 """
 from __future__ import annotations
 
@@ -17,6 +20,17 @@ import json
 import resource
 import sys
 from pathlib import Path
+
+
+def hwm_mb() -> float | None:
+    """Peak resident set size of this process (VmHWM) in MB, or None without /proc."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
 
 
 def main(argv: list[str]) -> None:
@@ -47,7 +61,10 @@ def main(argv: list[str]) -> None:
     after = rss_mb()
     for _ in range(int(req.get("calls", 5))):
         cell.call()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    peak = hwm_mb()
+    if peak is None:  # no /proc (macOS): ru_maxrss is bytes there, KiB on Linux
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = rss / 2**20 if sys.platform == "darwin" else rss / 1024.0
     print(json.dumps({"peak_rss_mb": peak, "rss_before_load_mb": before, "rss_after_load_mb": after,
                       "model_peak_mb": None if before is None else peak - before,
                       "calls": int(req.get("calls", 5)) + cell.warmup + 1}))
