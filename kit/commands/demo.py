@@ -61,11 +61,15 @@ def demo(out: str = "demo_out", recipe: str = "demo_cpu", patients: int = 10, se
     t = time.time()
     classified = _classify_examples(exported.folder, out_dir / "classify", patients, seed)
     timings["classify"] = time.time() - t
+
+    t = time.time()
+    bench_md = _bench(exported.folder, out_dir / "bench")
+    timings["bench"] = time.time() - t
     timings["total"] = time.time() - t0
 
     report = out_dir / "REPORT.md"
     report.write_text(_report(out_dir, summary, runs, evaluation, timings, recipe)
-                      + _export_report(exported) + _classify_report(classified))
+                      + _export_report(exported) + _classify_report(classified) + bench_md)
     print(f"\nechoweave demo finished in {timings['total']:.0f} s. Read {report} first.")
 
 
@@ -136,6 +140,22 @@ def _classify_examples(model_dir: Path, out: Path, patients: int, seed: int) -> 
     scan.timeline.plot(out / "phantom_scan_timeline.png", title="phantom scan (unseen patient)")
     scan.timeline.write_json(out / "phantom_scan_timeline.json")
     return {"runtime": clf.describe(), "cine": cine, "scan": scan, "truth": truth, "video": video, "out": out}
+
+
+def _bench(model_dir: Path, out: Path) -> str:
+    """A short benchmark of every runnable artifact (1 thread, 2 s per cell): perf.json, perf.md, charts."""
+    from echoweave.benchmarks.harness import BenchConfig, run_bench, write_json
+    from echoweave.benchmarks.report import write_report
+
+    perf = run_bench(BenchConfig(str(model_dir), threads=[1], seconds=2.0, load_repeats=1, memory=False))
+    write_json(out / "perf.json", perf)
+    paths = write_report(perf, out)
+    body = Path(paths["markdown"]).read_text().split("\n", 1)[-1]  # drop its title line
+    charts = ", ".join(f"`{p}`" for k, p in paths.items() if k != "markdown")
+    return (f"\n## Benchmark of the demo artifacts (`{out / 'perf.json'}`; charts {charts})\n"
+            "Short cells (2 s, 1 thread) on whatever else this machine is doing: a smoke run of the harness. "
+            "The full-size ResNet-50 numbers come from the documented `echoweave bench` command in the README.\n"
+            + body)
 
 
 def _export_report(exported) -> str:
