@@ -38,7 +38,6 @@ thread counts are listed under ``skipped`` with that reason.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -51,6 +50,7 @@ from echoweave.benchmarks.gemm import DEFAULT_SHAPE, measure_gemm
 from echoweave.benchmarks.hostinfo import host_info, load_average, peak_for_threads
 from echoweave.benchmarks.stats import latency_stats, realtime_verdict
 from echoweave.benchmarks.threads import THREAD_CONTROL, apply_threads, executorch_skip_reason
+from echoweave.edge.atomic import write_json_atomic
 from echoweave.edge.errors import EchoweaveError
 from echoweave.edge.manifest import read_manifest
 from echoweave.edge.runtime.base import PREFERENCE, RUNTIMES, runtime_available
@@ -464,18 +464,6 @@ def run_bench(cfg: BenchConfig) -> dict:
 
 
 def write_json(path: str | Path, data: dict) -> Path:
-    """Write JSON atomically (tmp + os.replace)."""
-    import tempfile
+    """Write perf.json atomically (tmp + os.replace)."""
+    return write_json_atomic(path, data, indent=1, sort_keys=False)
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

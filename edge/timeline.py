@@ -41,6 +41,8 @@ from typing import Sequence
 
 import numpy as np
 
+from echoweave.edge.atomic import write_text_atomic
+
 __all__ = ["Segment", "Timeline", "build_timeline", "mode_filter", "merge_short_runs", "workflow_stats"]
 
 
@@ -88,7 +90,7 @@ class Timeline:
 
     def write_json(self, path: str | Path) -> Path:
         """Write segments, statistics and parameters as JSON (atomically)."""
-        return _atomic_write(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def to_csv(self) -> str:
         """Segments as CSV text: view, class_id, start_s, end_s, duration_s, windows, mean_confidence."""
@@ -103,25 +105,11 @@ class Timeline:
 
     def write_csv(self, path: str | Path) -> Path:
         """Write `to_csv` to a file (atomically)."""
-        return _atomic_write(path, self.to_csv())
+        return write_text_atomic(path, self.to_csv())
 
     def plot(self, path: str | Path, title: str = "") -> Path:
         """Timeline PNG: one row per view (bars where it was shown), like Fig. 1 of the workflow paper."""
         return plot_timeline(self, path, title)
-
-
-def _atomic_write(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def mode_filter(labels: np.ndarray, confidences: np.ndarray, size: int) -> np.ndarray:

@@ -22,27 +22,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from echoweave.edge.atomic import write_json_atomic, write_text_atomic
 from echoweave.edge.errors import EchoweaveError
 
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
 STATE = "train_state.pt"
 FORMAT_VERSION = 1
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(
@@ -83,17 +69,10 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _write_text_atomic(ckpt_root / "latest", final.name)
+    write_text_atomic(ckpt_root / "latest", final.name)
     for old in sorted(p for p in ckpt_root.glob("epoch_*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def find_checkpoint(path: str | Path) -> Path | None:
