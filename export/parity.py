@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from echoweave.export.formats import ArtifactRecord, CONVERTERS, load_runner
+from echoweave.export.formats import CONVERTERS, ArtifactRecord, ExportError, load_runner
 
 # Loaded programs/sessions, keyed by (file, method): a parity run calls each method hundreds of times.
 _CACHE: dict[tuple[str, str], Any] = {}
@@ -85,12 +85,12 @@ def run_artifact(folder, record, method: str, inputs: list[np.ndarray]) -> np.nd
     """Run ``method`` of an artifact (record or manifest entry) in ``folder`` on this host.
 
     Raises:
-        NotImplementedError: the format has no runner here (e.g. Core ML needs macOS).
+        ExportError: the format has no runner on this host (e.g. Core ML needs macOS).
     """
     fmt = record.format if isinstance(record, ArtifactRecord) else record["format"]
     runner = load_runner(fmt)
     if runner is None:
-        raise NotImplementedError(f"{fmt}: {CONVERTERS[fmt].no_runner_reason}")
+        raise ExportError(f"{fmt}: cannot run here: {CONVERTERS[fmt].no_runner_reason}")
     return runner(folder, record, method, inputs)
 
 
