@@ -133,6 +133,37 @@ def check_destination(dest: Path, model_id: str, model_cfg: dict, overwrite: boo
                           "choose another --out")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def recover_interrupted(dest: Path) -> list[Path]:
+    """Clean up after an export that was killed (``kill -9``, power loss) mid-way.
+
+    Staging folders of dead processes are removed; if the kill came between moving the previous
+    export aside and renaming the new one in, the previous export is put back. Returns what was
+    removed or restored.
+    """
+    touched = []
+    for pattern in (f".{dest.name}.staging-*", f".{dest.name}.old-*"):
+        for path in sorted(dest.parent.glob(pattern)):
+            pid = path.name.rsplit(".", 1)[-1].split("-")[1] if "-" in path.name else ""
+            if not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            if ".old-" in path.name and not dest.exists():
+                os.replace(path, dest)  # the previous good export, moved aside just before the kill
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+            touched.append(path)
+    return touched
+
+
 @contextlib.contextmanager
 def staging_folder(dest: Path) -> Iterator[Path]:
     """A temporary folder next to ``dest``, renamed to ``dest`` when the block succeeds.
@@ -141,7 +172,8 @@ def staging_folder(dest: Path) -> Iterator[Path]:
     is left as it was. An existing ``dest`` is swapped out only after the new one is complete.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.staging-"))
+    recover_interrupted(dest)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.staging-{os.getpid()}-"))
     try:
         yield tmp
         os.chmod(tmp, 0o755)

@@ -5,6 +5,7 @@ simulated by making a real stage raise midway (monkeypatch), never by fake conve
 """
 from __future__ import annotations
 
+import os
 import json
 import shutil
 
@@ -163,3 +164,26 @@ def test_cli_reports_refusal_with_skip_reasons(tiny_checkpoint, tmp_path, capsys
     err = capsys.readouterr().err
     assert "nothing to export" in err and "onnx fp16" in err and "executorch fp16" in err
     assert not (tmp_path / "art" / "tfw_tiny").exists()
+
+
+def test_leftovers_of_a_killed_export_are_cleaned_or_restored(tmp_path):
+    from echoweave.export.pipeline import recover_interrupted, staging_folder
+
+    dest = tmp_path / "tfw_tiny"
+    dead = 2**22 + 12345  # above Linux's default pid_max: no such process
+    stale = tmp_path / f".tfw_tiny.staging-{dead}-abcd"
+    stale.mkdir()
+    (stale / "half.pte").write_bytes(b"half")
+    previous = tmp_path / f".tfw_tiny.old-{dead}-1700000000"
+    previous.mkdir()
+    (previous / "manifest.json").write_text("{}")
+    live = tmp_path / f".tfw_tiny.staging-{os.getpid()}-efgh"  # an export running right now
+    live.mkdir()
+    touched = recover_interrupted(dest)
+    assert set(touched) == {stale, previous}
+    assert not stale.exists() and live.exists()
+    assert (dest / "manifest.json").read_text() == "{}"  # the previous export is back
+    with staging_folder(dest) as tmp:
+        assert tmp.name.startswith(f".tfw_tiny.staging-{os.getpid()}-")
+        (tmp / "manifest.json").write_text('{"new": 1}')
+    assert (dest / "manifest.json").read_text() == '{"new": 1}'
