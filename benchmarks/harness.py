@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from echoweave.benchmarks.gemm import DEFAULT_SHAPE, measure_gemm
+from echoweave.benchmarks.memprobe import proc_status_mb
 from echoweave.benchmarks.hostinfo import host_info, load_average, peak_for_threads
 from echoweave.benchmarks.stats import latency_stats, realtime_verdict
 from echoweave.benchmarks.threads import THREAD_CONTROL, apply_threads, executorch_skip_reason
@@ -131,13 +132,7 @@ class BenchConfig:
 
 def rss_mb() -> float | None:
     """Current resident set size of this process in MB (Linux /proc; None elsewhere)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
+    return proc_status_mb("VmRSS")
 
 
 # ---- input ----------------------------------------------------------------------------------

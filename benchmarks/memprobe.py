@@ -22,15 +22,20 @@ import sys
 from pathlib import Path
 
 
-def hwm_mb() -> float | None:
-    """Peak resident set size of this process (VmHWM) in MB, or None without /proc."""
+def proc_status_mb(key: str = "VmHWM") -> float | None:
+    """A memory line of /proc/self/status in MB (``VmHWM`` peak, ``VmRSS`` current); None without /proc."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
     return None
+
+
+def hwm_mb() -> float | None:
+    """Peak resident set size of this process (VmHWM) in MB, or None without /proc."""
+    return proc_status_mb("VmHWM")
 
 
 def main(argv: list[str]) -> None:
