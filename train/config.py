@@ -116,6 +116,9 @@ class TrainConfig:
     """
 
     out: str = "runs/tfw"
+        overwrite: Replace a finished or interrupted run already in ``out`` (its checkpoints are
+            deleted when the first new one is saved). Without this or ``resume`` a run folder
+            that holds checkpoints is refused.
     stage: Literal["image", "temporal"] = "temporal"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -134,6 +137,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-ready dict."""
+    overwrite: bool = False
         out = dataclasses.asdict(self)
         out["model"] = self.model.to_dict()
         return out

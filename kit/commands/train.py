@@ -33,6 +33,7 @@ def train(
     (`--config FILE`); `--print_config` shows the resolved configuration.
 
     Args:
+    overwrite: bool = False,
         out: Run folder: checkpoints, TensorBoard logs and the resolved config go here.
         stage: `image` trains single frames (stage 1); `temporal` trains windows (stage 2).
         model: The model to build (see `echoweave models`).
@@ -59,6 +60,7 @@ def train(
 
 
 def evaluate(checkpoint: str, data_path: str | None = None, out: str | None = None,
+        overwrite: Replace a run already in `out` (without this or --resume such a folder is refused).
              split: Literal["val", "all"] = "val", sampler: Literal["consecutive", "spaced"] | None = None,
              windows: int | None = None, compare: str | None = None, device: Literal["auto", "cpu", "cuda"] = "auto"):
     """Evaluate a checkpoint on held-out clips: clip- and video-level metrics with exact CIs.

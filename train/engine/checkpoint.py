@@ -5,15 +5,22 @@ A run folder holds complete epoch checkpoints::
     runs/tfw/checkpoints/epoch_0003/{model.safetensors, checkpoint.json, train_state.pt}
     runs/tfw/checkpoints/latest            # text file naming the newest complete folder
 
-Each epoch folder is first written under a temporary name and renamed into place (a rename is
-atomic), so a crash mid-write leaves the previous checkpoint untouched and `--resume` never
-sees a half-written one. ``checkpoint.json`` carries what export and the edge need without
-torch: the model config, class names, the preprocessing spec, metrics and the training state.
+Each epoch folder is first written under a temporary name (``.epoch_0003.<random>``) and renamed
+into place (a rename is atomic), so a crash mid-write leaves the previous checkpoint untouched and
+`--resume` never sees a half-written one; temporary folders a kill left behind are removed by
+`clean_stale_temp` when the next run starts. ``checkpoint.json`` carries what export and the edge
+need without torch: the model config, class names, the preprocessing spec, metrics and the
+training state.
+
+``train_state.pt`` (optimizer and scheduler state) is read with ``torch.load(weights_only=True)``:
+torch's restricted unpickler admits tensors, numbers, strings and containers only, so a crafted
+file in a checkpoint folder cannot run code on ``--resume``; it is refused with an error instead.
 """
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -55,6 +62,7 @@ def save_checkpoint(
     """
     ckpt_root = Path(run_dir) / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
+    clean_stale_temp(run_dir)
     final = ckpt_root / f"epoch_{epoch:04d}"
     tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".epoch_{epoch:04d}."))
     try:
@@ -70,9 +78,39 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     write_text_atomic(ckpt_root / "latest", final.name)
-    for old in sorted(p for p in ckpt_root.glob("epoch_*") if p.is_dir())[:-keep]:
+    # Prune by epoch number, never the folder just written (even if older runs left higher numbers).
+    older = sorted((p for p in ckpt_root.glob("epoch_*") if p.is_dir() and p != final), key=_epoch_of)
+    for old in older[: max(0, len(older) - (keep - 1))]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _epoch_of(folder: Path) -> int:
+    try:
+        return int(folder.name.split("_", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def clean_stale_temp(run_dir: str | Path) -> list[Path]:
+    """Remove ``checkpoints/.epoch_*`` temporary folders a killed save left behind.
+
+    Only one process saves into a run (rank 0), so any temporary folder present before a save
+    starts belongs to a save that never finished.
+
+    Returns:
+        The folders removed.
+    """
+    root = Path(run_dir) / "checkpoints"
+    stale = [p for p in root.glob(".epoch_*") if p.is_dir()] if root.is_dir() else []
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
+
+
+def existing_run(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint already in ``run_dir`` (None for a new or empty run folder)."""
+    return find_checkpoint(run_dir) if Path(run_dir).is_dir() else None
 
 
 def find_checkpoint(path: str | Path) -> Path | None:
@@ -115,6 +153,26 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
 
 def load_train_state(folder: str | Path) -> dict[str, Any] | None:
-    """The optimizer/scheduler state saved beside a checkpoint, if any."""
+    """The optimizer/scheduler state saved beside a checkpoint, if any.
+
+    Raises:
+        EchoweaveError: the file holds anything but tensors, numbers, strings and containers
+            (a pickle that would run code or build arbitrary objects), or is unreadable.
+    """
     path = Path(folder) / STATE
-    return torch.load(path, weights_only=False) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        # torch's message is a multi-paragraph guide on how to load it anyway; keep the line naming
+        # what was refused (e.g. "Unsupported global: GLOBAL posix.system ...").
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
+        what = next((ln for ln in lines if "Unsupported" in ln or "WeightsUnpickler" in ln), lines[0])
+        raise EchoweaveError(f"{path}: refused: holds objects other than tensors and plain data, which could "
+                             f"run code on load ({what.split('. ')[0][:200]})") from None
+    except Exception as exc:  # truncated zip, not a torch file at all...
+        raise EchoweaveError(f"{path}: unreadable training state ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= set(state):
+        raise EchoweaveError(f"{path}: not an echoweave training state (needs optimizer and scheduler entries)")
+    return state

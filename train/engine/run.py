@@ -7,7 +7,7 @@ Single process or ``torchrun --nproc_per_node N -m echoweave train ...`` (DDP; g
 """
 from __future__ import annotations
 
-import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,8 +136,29 @@ def run_training(cfg: TrainConfig, store: ClipStore | None = None, train_idx=Non
 
 def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
     out = Path(cfg.out)
+def check_run_folder(cfg: TrainConfig) -> Path | None:
+    """Refuse to train into a folder that already holds checkpoints, unless told what to do.
+
+    Returns:
+        The existing newest checkpoint when ``cfg.overwrite`` is set (to be replaced), else None.
+
+    Raises:
+        EchoweaveError: ``out`` holds a checkpoint and neither ``resume`` nor ``overwrite`` is set.
+    """
+    existing = ckpt.existing_run(cfg.out)
+    if existing is None or cfg.resume:
+        return None
+    if not cfg.overwrite:
+        raise EchoweaveError(f"{cfg.out}: already holds a run (checkpoint {existing.name}); pass --resume true "
+                             "to continue it or --overwrite true to replace it, or choose another --out")
+    return existing
+
+
     seed_everything(cfg.seed)
     store = store if store is not None else load_store(cfg.data, show_progress and rt.is_main)
+    replacing = check_run_folder(cfg)  # before any work: a refused run costs nothing
+    if rt.is_main:
+        ckpt.clean_stale_temp(out)
     if train_idx is None or val_idx is None:
         train_idx, val_idx = split_store(store, cfg.seed, cfg.data.val_fraction)
     if len(train_idx) == 0 or len(val_idx) == 0:
@@ -174,7 +195,7 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
         from torch.utils.tensorboard import SummaryWriter
 
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        ckpt.write_json_atomic(out / "config.json", cfg.to_dict())
         writer = SummaryWriter(log_dir=str(out / "tb"))
         print(f"{cfg.model.name}/{cfg.model.backbone}: {count_parameters(model):,} parameters; "
               f"{len(train_idx)} training clips, {len(val_idx)} validation clips, device {rt.device}")
@@ -209,6 +230,9 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
                     "skipped": store.skipped}
             folder = ckpt.save_checkpoint(out, epoch + 1, model, meta,
                                           {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            if replacing is not None:  # --overwrite: old checkpoints go just before the first new save
+                shutil.rmtree(out / "checkpoints", ignore_errors=True)
+                replacing = None
                                            "history": history}, keep=cfg.keep_checkpoints)
             if show_progress:
                 print(f"epoch {epoch + 1}/{cfg.optim.epochs}: loss {train_m['loss']:.4f} "
