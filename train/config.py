@@ -111,14 +111,14 @@ class TrainConfig:
         channels_last: Use channels-last memory format (faster convolutions on GPUs).
         compile: Wrap the model in ``torch.compile``.
         resume: Continue from the last complete checkpoint in ``out``.
+        overwrite: Replace a finished or interrupted run already in ``out`` (its checkpoints are
+            deleted when the first new one is saved). Without this or ``resume`` a run folder
+            that holds checkpoints is refused.
         keep_checkpoints: Complete epoch checkpoints to keep.
         threads: CPU threads for torch (0 = leave torch's default).
     """
 
     out: str = "runs/tfw"
-        overwrite: Replace a finished or interrupted run already in ``out`` (its checkpoints are
-            deleted when the first new one is saved). Without this or ``resume`` a run folder
-            that holds checkpoints is refused.
     stage: Literal["image", "temporal"] = "temporal"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -132,12 +132,12 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     resume: bool = False
+    overwrite: bool = False
     keep_checkpoints: int = 2
     threads: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-ready dict."""
-    overwrite: bool = False
         out = dataclasses.asdict(self)
         out["model"] = self.model.to_dict()
         return out

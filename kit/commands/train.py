@@ -24,6 +24,7 @@ def train(
     channels_last: bool = True,
     compile: bool = False,
     resume: bool = False,
+    overwrite: bool = False,
     keep_checkpoints: int = 2,
     threads: int = 0,
 ):
@@ -33,7 +34,6 @@ def train(
     (`--config FILE`); `--print_config` shows the resolved configuration.
 
     Args:
-    overwrite: bool = False,
         out: Run folder: checkpoints, TensorBoard logs and the resolved config go here.
         stage: `image` trains single frames (stage 1); `temporal` trains windows (stage 2).
         model: The model to build (see `echoweave models`).
@@ -48,6 +48,7 @@ def train(
         channels_last: Channels-last memory format (faster convolutions on GPUs).
         compile: Wrap the model in torch.compile.
         resume: Continue from the last complete checkpoint in `out`.
+        overwrite: Replace a run already in `out` (without this or --resume such a folder is refused).
         keep_checkpoints: Complete epoch checkpoints to keep.
         threads: CPU threads for torch (0 = torch's default).
     """
@@ -60,7 +61,6 @@ def train(
 
 
 def evaluate(checkpoint: str, data_path: str | None = None, out: str | None = None,
-        overwrite: Replace a run already in `out` (without this or --resume such a folder is refused).
              split: Literal["val", "all"] = "val", sampler: Literal["consecutive", "spaced"] | None = None,
              windows: int | None = None, compare: str | None = None, device: Literal["auto", "cpu", "cuda"] = "auto"):
     """Evaluate a checkpoint on held-out clips: clip- and video-level metrics with exact CIs.

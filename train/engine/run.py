@@ -134,8 +134,6 @@ def run_training(cfg: TrainConfig, store: ClipStore | None = None, train_idx=Non
         teardown_runtime(rt)
 
 
-def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
-    out = Path(cfg.out)
 def check_run_folder(cfg: TrainConfig) -> Path | None:
     """Refuse to train into a folder that already holds checkpoints, unless told what to do.
 
@@ -154,11 +152,13 @@ def check_run_folder(cfg: TrainConfig) -> Path | None:
     return existing
 
 
-    seed_everything(cfg.seed)
-    store = store if store is not None else load_store(cfg.data, show_progress and rt.is_main)
+def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
+    out = Path(cfg.out)
     replacing = check_run_folder(cfg)  # before any work: a refused run costs nothing
     if rt.is_main:
         ckpt.clean_stale_temp(out)
+    seed_everything(cfg.seed)
+    store = store if store is not None else load_store(cfg.data, show_progress and rt.is_main)
     if train_idx is None or val_idx is None:
         train_idx, val_idx = split_store(store, cfg.seed, cfg.data.val_fraction)
     if len(train_idx) == 0 or len(val_idx) == 0:
@@ -228,11 +228,11 @@ def check_run_folder(cfg: TrainConfig) -> Path | None:
                     "split": {"val_patients": sorted(set(store.patients[val_idx].tolist())),
                               "val_clips": len(val_idx), "train_clips": len(train_idx)},
                     "skipped": store.skipped}
-            folder = ckpt.save_checkpoint(out, epoch + 1, model, meta,
-                                          {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             if replacing is not None:  # --overwrite: old checkpoints go just before the first new save
                 shutil.rmtree(out / "checkpoints", ignore_errors=True)
                 replacing = None
+            folder = ckpt.save_checkpoint(out, epoch + 1, model, meta,
+                                          {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                            "history": history}, keep=cfg.keep_checkpoints)
             if show_progress:
                 print(f"epoch {epoch + 1}/{cfg.optim.epochs}: loss {train_m['loss']:.4f} "
