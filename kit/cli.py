@@ -1,16 +1,23 @@
 """The `echoweave` console script: one command with subcommands, built by jsonargparse from
 the typed signatures and docstrings of the functions in `echoweave.commands`.
 
-    echoweave --help
-    echoweave data inspect PATH [--json true]
+    echoweave --help | --version
+    echoweave data inspect PATH [--json]
     echoweave <subcommand> --config file.yaml | --print_config
+
+The vocabulary (the same name and shape for the same thing in every subcommand) is in the
+README's command-line section; boolean options are bare flags with a ``--no-`` form
+(`echoweave.cli_parser`); old spellings still accepted are in `echoweave.argv_rewrites`.
 """
 from __future__ import annotations
 
 import sys
 
-from jsonargparse import CLI
+from jsonargparse import CLI, auto_parser
 
+from echoweave import __version__
+from echoweave.argv_rewrites import rewrite_argv
+from echoweave.cli_parser import CliParser
 from echoweave.edge.errors import EchoweaveError
 from echoweave.commands import bench as bench_cmd
 from echoweave.commands import classify as classify_cmd
@@ -32,6 +39,14 @@ COMMANDS = {
     "bench": bench_cmd.bench,
 }
 
+# How the parser is built, shared by `main` and `build_parser`.
+PARSER_OPTIONS = {"prog": "echoweave", "parser_class": CliParser, "version": __version__}
+
+
+def build_parser():
+    """The `echoweave` argument parser that `main` runs, without running anything (tests walk it)."""
+    return auto_parser(COMMANDS, **PARSER_OPTIONS)
+
 
 def main(argv: list[str] | None = None):
     """Run the CLI (argv defaults to sys.argv[1:]).
@@ -39,8 +54,9 @@ def main(argv: list[str] | None = None):
     Errors echoweave raises on purpose (bad input, missing files, mismatched models) print as
     one line naming the file and the problem, with exit status 2, instead of a traceback.
     """
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return CLI(COMMANDS, args=sys.argv[1:] if argv is None else argv, prog="echoweave")
+        return CLI(COMMANDS, args=rewrite_argv(args), **PARSER_OPTIONS)
     except EchoweaveError as exc:
         print(f"echoweave: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

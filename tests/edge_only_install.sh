@@ -56,4 +56,4 @@ done
 
 cd "$REPO/.."  # not the repo root: the editable install, not the working tree on sys.path, must serve
 "$VENV/bin/echoweave" --help > /dev/null
-"$VENV/bin/echoweave" classify "$CLIP" --model "$ARTIFACT" --runtime onnxruntime --json true > "$OUT_JSON"
+"$VENV/bin/echoweave" classify "$CLIP" --model "$ARTIFACT" --runtime onnxruntime --json > "$OUT_JSON"

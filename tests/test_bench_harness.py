@@ -86,7 +86,7 @@ def test_cli_runs_writes_and_compares(tiny_folder, tmp_path, capsys):
     from echoweave.cli import main
 
     args = ["bench", str(tiny_folder), "--runtimes", "onnxruntime", "--threads", "1", "--mode", "window",
-            "--seconds", "0.2", "--eager", "false", "--gemm", "false", "--memory", "false", "--warmup", "1"]
+            "--seconds", "0.2", "--no-eager", "--no-gemm", "--no-memory", "--warmup", "1"]
     main(args + ["--out", str(tmp_path / "a")])
     main(args + ["--out", str(tmp_path / "b"), "--compare", str(tmp_path / "a" / "perf.json")])
     out = capsys.readouterr().out

@@ -167,7 +167,7 @@ def test_cli_data_inspect(tmp_path, clips, capsys):
     line = next(l for l in out.splitlines() if l.startswith("APICAL_4C_LVRV"))
     assert line.split() == ["APICAL_4C_LVRV", "2", "2", "10"]
     assert "skipped 1: view outside class set ned12" in out
-    main(["data", "inspect", str(root), "--json", "true", "--class_set", "ned16"])
+    main(["data", "inspect", str(root), "--json", "--class_set", "ned16"])
     summary = json.loads(capsys.readouterr().out)
     assert summary["clips"] == 4 and summary["views"]["PULMONARY_ARTERY_BRANCH"] == {"clips": 1, "frames": 3, "patients": 1}
     assert summary["views"]["PLAX_LV"]["frames"] == 5 and summary["skipped"] == {}

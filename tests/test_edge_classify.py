@@ -54,7 +54,7 @@ def _strip_latency(doc):
 def test_real_cine_end_to_end_is_well_formed_and_deterministic(model_dir, ybr_cine_path, capsys):
     runs = []
     for _ in range(2):
-        main(["classify", ybr_cine_path, "--model", str(model_dir), "--runtime", "onnxruntime", "--json", "true"])
+        main(["classify", ybr_cine_path, "--model", str(model_dir), "--runtime", "onnxruntime", "--json"])
         runs.append(json.loads(capsys.readouterr().out))
     assert _strip_latency(runs[0]) == _strip_latency(runs[1])
     doc = runs[0]

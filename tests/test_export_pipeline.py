@@ -158,7 +158,7 @@ def test_cli_reports_refusal_with_skip_reasons(tiny_checkpoint, tmp_path, capsys
     from echoweave.cli import main
 
     with pytest.raises(SystemExit) as info:
-        main(["export", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "art"),
+        main(["export", str(tiny_checkpoint), "--out", str(tmp_path / "art"),
               "--formats", "onnx,executorch", "--precisions", "fp16"])
     assert info.value.code == 2
     err = capsys.readouterr().err

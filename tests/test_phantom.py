@@ -237,8 +237,8 @@ def test_data_synth_writes_ned_and_ev9v_layouts_that_read_back(tmp_path, capsys)
     from echoweave.commands.data import synth
     from echoweave.train.data.catalog import scan_dataset
 
-    kw = dict(num_patients=3, clips_per_view=1, num_frames=3, height=32, width=32, seed=5)
-    synth(str(tmp_path / "ned"), layout="ned", **kw)
+    kw = dict(patients=3, clips_per_view=1, num_frames=3, height=32, width=32, seed=5)
+    synth(out=str(tmp_path / "ned"), layout="ned", **kw)
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((tmp_path / "ned" / "phantom_summary.json").read_text())
     assert (printed["clips"], printed["frames"], printed["views"]) == (36, 108, 12)
@@ -249,7 +249,7 @@ def test_data_synth_writes_ned_and_ev9v_layouts_that_read_back(tmp_path, capsys)
     cat = scan_dataset(str(tmp_path / "ned"))
     assert (len(cat), sorted(cat.patients())) == (36, ["P000", "P001", "P002"])
 
-    synth(str(tmp_path / "ev9v"), layout="ev9v", **kw)
+    synth(out=str(tmp_path / "ev9v"), layout="ev9v", **kw)
     capsys.readouterr()
     splits = {s: (tmp_path / "ev9v" / f"{s}.txt").read_text().split() for s in ("train", "validation", "test")}
     assert [len(v) for v in splits.values()] == [12, 12, 12]  # one patient per split, 12 clips each

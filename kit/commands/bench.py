@@ -3,7 +3,7 @@
     echoweave bench artifacts/tfw_r50 --threads 1,2 --mode window,stream --seconds 20 --out bench_out
     echoweave bench artifacts/tfw_r50 --compare old/perf.json          # run, then ratios vs an old run
     echoweave bench new/perf.json --compare old/perf.json              # ratios only, no run
-    echoweave bench artifacts/tfw_r50 --device android --executor_runner ./executor_runner \\
+    echoweave bench artifacts/tfw_r50 --target android --executor_runner ./executor_runner \\
         --benchmark_model ./benchmark_model
     echoweave bench artifacts/tfw_r50 --soak 10                        # 10 min drift / RSS growth
 
@@ -12,6 +12,7 @@ Light module: the harness (and torch, where used) is imported inside the functio
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from echoweave.edge.errors import EchoweaveError
 
@@ -42,10 +43,10 @@ def _summary(perf: dict) -> str:
     return "\n".join(lines)
 
 
-def bench(artifacts: str, runtimes: str = "", precisions: str = "", threads: str = "1,2",
+def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "1,2",
           mode: str = "window,stream", fps: float = 30.0, seconds: float = 20.0, out: str = "",
           clip: str = "", warmup: int = 5, eager: bool = True, gemm: bool = True, memory: bool = True,
-          compare: str = "", soak: float = 0.0, device: str = "host", adb: str = "adb", serial: str = "",
+          compare: str = "", soak: float = 0.0, target: Literal["host", "android"] = "host", adb: str = "adb", serial: str = "",
           executor_runner: str = "", benchmark_model: str = "", runs: int = 50, clock_ghz: float | None = None,
           fma_units: int = 2) -> None:
     """Benchmark an exported model: per runtime, precision, thread count and mode, through echoweave.edge.
@@ -56,7 +57,7 @@ def bench(artifacts: str, runtimes: str = "", precisions: str = "", threads: str
     peak and the best GEMM rate of the same runtime measured in the same run.
 
     Args:
-        artifacts: An artifacts/<model_id> folder (or a perf.json, with --compare, to compare two runs).
+        model: An exported model folder, artifacts/<model_id> (or a perf.json, with --compare, to compare two runs).
         runtimes: Comma-separated runtimes (executorch, onnxruntime, litert, coreml); default: all installed.
         precisions: Comma-separated precisions (fp32, fp16, int8); default: all in the manifest.
         threads: Comma-separated thread counts, one cell each.
@@ -71,7 +72,8 @@ def bench(artifacts: str, runtimes: str = "", precisions: str = "", threads: str
         memory: Measure each cell's peak RSS in a fresh subprocess.
         compare: An older perf.json: print new/old ratios per cell.
         soak: Minutes to stream at full speed (first runtime/precision) to report latency drift and RSS growth.
-        device: host, or android (adb + the runtimes' own benchmark binaries).
+        target: Where to run: host (this machine), or android (a phone over adb, with the runtimes' own
+            benchmark binaries).
         adb: adb executable (android).
         serial: adb device serial (android; default: the only device).
         executor_runner: Local path of an ExecuTorch executor_runner built for the phone (android).
@@ -84,22 +86,22 @@ def bench(artifacts: str, runtimes: str = "", precisions: str = "", threads: str
     from echoweave.benchmarks.harness import write_json
     from echoweave.benchmarks.report import write_report
 
-    src = Path(artifacts)
+    src = Path(model)
     if src.is_file() and src.suffix == ".json":  # compare two existing runs
         if not compare:
             raise EchoweaveError(f"{src}: a perf.json needs --compare OLD.json (or pass an artifacts folder)")
         old, new = read_perf(compare), read_perf(src)
         print(compare_table(compare_perf(old, new), old, new))
         return
-    if device not in ("host", "android"):
-        raise EchoweaveError(f"--device must be host or android, got {device!r}")
+    if target not in ("host", "android"):
+        raise EchoweaveError(f"--target must be host or android, got {target!r}")
     from echoweave.edge.manifest import read_manifest
 
     manifest = read_manifest(src)
     out_dir = Path(out or Path("bench_out") / manifest["model_id"])
     thread_list = _split(threads, "threads", int)
     modes = _split(mode, "mode")
-    if device == "android":
+    if target == "android":
         from echoweave.benchmarks.android import AdbTarget, device_perf, run_android
 
         cells, skipped, facts = run_android(src, manifest, AdbTarget(adb, serial or None), executor_runner or None,

@@ -2,7 +2,7 @@
 
     echoweave classify loop.dcm --model artifacts/tfw_r50
     echoweave classify exams/ --model artifacts/tfw_r50 --runtime onnxruntime --precision int8 --csv out.csv
-    echoweave classify scan.mp4 --model artifacts/tfw_r50 --timeline scan.png --json true
+    echoweave classify scan.mp4 --model artifacts/tfw_r50 --timeline scan.png --json
 
 Light module: only numpy and echoweave.edge (works in an ``.[edge]`` install without torch).
 A clip that cannot be read prints an error line and the others go on; the exit status is 1 if
@@ -53,7 +53,7 @@ def _print_timeline(tl) -> None:
 def classify(path: str, model: str = "", runtime: Literal["executorch", "onnxruntime", "litert", "coreml"] | None = None,
              precision: Literal["fp32", "fp16", "int8"] | None = None, json: bool = False,
              csv: str | None = None, timeline: str | None = None, hop: int = 1, timeline_min_s: float = 10.0,
-             fps: float | None = None, threads: int | None = None, progress: bool = True) -> None:
+             fps: float | None = None, threads: int = 0, progress: bool = True) -> None:
     """Classify the view of echo clips with an exported model (no torch needed).
 
     PATH is a DICOM file, a video file, a folder of frames, or a folder of any of these
@@ -73,15 +73,15 @@ def classify(path: str, model: str = "", runtime: Literal["executorch", "onnxrun
         hop: Frames between the starts of consecutive windows.
         timeline_min_s: Recordings at least this long get a timeline even without --timeline.
         fps: Frame rate of frame folders (they carry none; default 30).
-        threads: Runtime threads (ONNX Runtime, LiteRT).
-        progress: Show a progress bar when there are several clips.
+        threads: Runtime threads (ONNX Runtime, LiteRT; 0 = the runtime's default).
+        progress: Show a progress bar when there are several clips (--no-progress hides it).
     """
     if not model:
         raise EchoweaveError("--model is required (an exported artifacts/<model_id> folder holding manifest.json)")
     from echoweave.edge.batch import classify_paths
     from echoweave.edge.classifier import load
 
-    clf = load(model, runtime=runtime, precision=precision, threads=threads)
+    clf = load(model, runtime=runtime, precision=precision, threads=threads or None)
     results = classify_paths(clf, path, progress=None if progress and not json else False, hop=hop, fps=fps,
                              timeline_min_s=0.0 if timeline else timeline_min_s)
     if not results:

@@ -1,7 +1,7 @@
 """`echoweave data ...`: look at datasets on disk and write synthetic ones.
 
-    echoweave data inspect PATH [--json true]
-    echoweave data synth OUT [--layout ned|ev9v|dicom|video] [--num_patients 10]
+    echoweave data inspect PATH [--json]
+    echoweave data synth --out FOLDER [--layout ned|ev9v|dicom|video] [--patients 10]
 """
 from __future__ import annotations
 
@@ -42,19 +42,19 @@ def inspect(path: str, json: bool = False, class_set: Literal["ned12", "ned16"] 
 SYNTH_LAYOUTS = ("ned", "ev9v", "dicom", "video")
 
 
-def synth(out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned", num_patients: int = 10, clips_per_view: int = 2, num_frames: int = 32,
-          height: int = 112, width: int = 112, difficulty: float = 0.3, burned_in_text: bool = True,
-          ecg_strip: bool = True, fps: float = 30.0, seed: int = 0) -> None:
+def synth(*, out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned", patients: int = 10,
+          clips_per_view: int = 2, num_frames: int = 32, height: int = 112, width: int = 112, difficulty: float = 0.3,
+          burned_in_text: bool = True, ecg_strip: bool = True, fps: float = 30.0, seed: int = 0) -> None:
     """Generate the synthetic echo phantom (12 NED views) and write it in a real on-disk layout.
 
     Prints a JSON summary (counts, seconds) and also writes it to ``OUT/phantom_summary.json``.
 
     Args:
-        out: destination folder (must not exist or be empty).
+        out: destination folder (must not exist or be empty); required.
         layout: ned (``<case>/<VIEW>/<clip>/img_00001.jpg`` + annotations.txt), ev9v (``Images/``,
             labels.csv, patient-wise train/validation/test.txt), dicom (multi-frame MONOCHROME2 files
             + labels.csv) or video (mp4 files + labels.csv).
-        num_patients: synthetic patients (each has its own probe angle, depth, gain, heart rate).
+        patients: synthetic patients (each has its own probe angle, depth, gain, heart rate).
         clips_per_view: clips of each view per patient.
         num_frames: frames per clip.
         height: frame height in pixels.
@@ -75,7 +75,7 @@ def synth(out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned", nu
 
     if layout not in SYNTH_LAYOUTS:
         raise EchoweaveError(f"{out}: unknown layout {layout!r}; choose one of {', '.join(SYNTH_LAYOUTS)}")
-    cfg = PhantomConfig(num_patients=num_patients, clips_per_view=clips_per_view, num_frames=num_frames, fps=fps,
+    cfg = PhantomConfig(num_patients=patients, clips_per_view=clips_per_view, num_frames=num_frames, fps=fps,
                         height=height, width=width, difficulty=difficulty, burned_in_text=burned_in_text,
                         ecg_strip=ecg_strip, seed=seed)
     t0 = time.time()
@@ -91,19 +91,19 @@ def synth(out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned", nu
         lw.write_ned(counted(), out)
     elif layout == "ev9v":
         # Patient-wise split: the last ~20 % of patients are test, the ~10 % before them validation.
-        n_test = max(1, round(0.2 * num_patients)) if num_patients >= 3 else 0
-        n_val = max(1, round(0.1 * num_patients)) if num_patients >= 3 else 0
-        ids = [f"P{i:03d}" for i in range(num_patients)]
-        splits = {p: "train" for p in ids[: num_patients - n_test - n_val]}
-        splits.update({p: "validation" for p in ids[num_patients - n_test - n_val: num_patients - n_test]})
-        splits.update({p: "test" for p in ids[num_patients - n_test:]})
+        n_test = max(1, round(0.2 * patients)) if patients >= 3 else 0
+        n_val = max(1, round(0.1 * patients)) if patients >= 3 else 0
+        ids = [f"P{i:03d}" for i in range(patients)]
+        splits = {p: "train" for p in ids[: patients - n_test - n_val]}
+        splits.update({p: "validation" for p in ids[patients - n_test - n_val: patients - n_test]})
+        splits.update({p: "test" for p in ids[patients - n_test:]})
         lw.write_ev9v(counted(), out, splits)
     elif layout == "dicom":
         lw.write_dicom_folder(counted(), out)
     else:
         lw.write_video_folder(counted(), out)
     summary = {
-        "out": str(out), "layout": layout, "patients": num_patients, "views": len(cfg.class_set),
+        "out": str(out), "layout": layout, "patients": patients, "views": len(cfg.class_set),
         "clips_per_view": clips_per_view, "clips": counts["clips"], "frames": counts["frames"],
         "frame_size": [height, width], "fps": fps, "difficulty": difficulty, "seed": seed,
         "seconds": round(time.time() - t0, 2),

@@ -37,7 +37,7 @@ def demo(out: str = "demo_out", recipe: str = "demo_cpu", patients: int = 10, se
     base = load_recipe(recipe).get("base", {}).get("data", {})
     dataset = out_dir / "dataset"
     t = time.time()
-    synth(out=str(dataset), layout="ned", num_patients=patients,
+    synth(out=str(dataset), layout="ned", patients=patients,
           clips_per_view=base.get("phantom_clips_per_view", 2), num_frames=base.get("phantom_frames", 32),
           height=base.get("phantom_size", 112), width=base.get("phantom_size", 112), seed=seed)
     timings["dataset"] = time.time() - t

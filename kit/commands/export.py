@@ -1,8 +1,8 @@
 """`echoweave export`: checkpoint -> ``artifacts/<model_id>/`` (ExecuTorch, ONNX, LiteRT, Core ML)
 with manifest.json, parity.json/.md and MODEL_CARD.md.
 
-    echoweave export --checkpoint runs/tfw --out artifacts
-    echoweave export --checkpoint runs/tfw --out artifacts --formats executorch,onnx --precisions fp32
+    echoweave export runs/tfw --out artifacts
+    echoweave export runs/tfw --out artifacts --formats executorch,onnx --precisions fp32
 
 Light module: torch and the converters are imported inside the function.
 """
@@ -18,7 +18,7 @@ def _split(value: str, name: str) -> list[str]:
     return items
 
 
-def export(checkpoint: str = "", out: str = "artifacts", formats: str = "executorch,onnx,litert,coreml",
+def export(checkpoint: str, out: str = "artifacts", formats: str = "executorch,onnx,litert,coreml",
            precisions: str = "fp32,int8", calib_clips: int = 32, overwrite: bool = False,
            uncertain_threshold: float = 0.5, model_id: str | None = None, parity_clips: int | None = None,
            threads: int = 0) -> None:
@@ -31,7 +31,7 @@ def export(checkpoint: str = "", out: str = "artifacts", formats: str = "executo
     keeps an existing export intact. Unsupported combinations are skipped with their reason.
 
     Args:
-        checkpoint: Run folder, its checkpoints/ folder or one epoch_* checkpoint folder (required).
+        checkpoint: Run folder, its checkpoints/ folder or one epoch_* checkpoint folder.
         out: Parent folder; the export goes to OUT/<model_id>/.
         formats: Comma-separated formats: executorch, onnx, litert, coreml.
         precisions: Comma-separated precisions: fp32, fp16, int8.
@@ -42,8 +42,6 @@ def export(checkpoint: str = "", out: str = "artifacts", formats: str = "executo
         parity_clips: At most this many held-out clips for parity and metrics (default: all).
         threads: Torch CPU threads for export and eager reference (0 = torch default).
     """
-    if not checkpoint:
-        raise EchoweaveError("--checkpoint is required (a run folder, its checkpoints/ or an epoch_* folder)")
     from echoweave.export.pipeline import export_checkpoint
 
     if threads:

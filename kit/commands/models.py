@@ -1,7 +1,7 @@
 """`echoweave models`: list the registered models with their parameter counts.
 
     echoweave models                                  # table, resnet50 backbone, K=12
-    echoweave models --backbone tiny --json true      # machine-readable
+    echoweave models --backbone tiny --json           # machine-readable
 
 Light module: torch and the model registry are imported inside the function.
 """

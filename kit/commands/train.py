@@ -1,8 +1,17 @@
-"""`echoweave train`, `echoweave evaluate` and `echoweave kfold` (torch imported inside)."""
+"""`echoweave train`, `echoweave evaluate` and `echoweave kfold` (torch imported inside).
+
+    echoweave train --config train/configs/paper_stage1_image.yaml --data.path /data/NED
+    echoweave train --recipe demo_cpu --out runs/demo            # both stages of a multi-stage recipe
+    echoweave evaluate runs/paper/stage2 --compare runs/paper/stage1
+    echoweave kfold --recipe table2_cpu --folds 5
+"""
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
+from echoweave.edge.errors import EchoweaveError
 from echoweave.train.config import DataConfig, OptimConfig, TrainConfig
 from echoweave.train.models.config import ModelConfig
 
@@ -27,11 +36,14 @@ def train(
     overwrite: bool = False,
     keep_checkpoints: int = 2,
     threads: int = 0,
+    recipe: str | None = None,
 ):
-    """Train one stage (single process, or DDP under `torchrun --nproc_per_node N -m echoweave train`).
+    """Train one stage (single process, or DDP under `torchrun --nproc_per_node N -m echoweave train`),
+    or both stages of a multi-stage recipe with --recipe.
 
-    Shipped configs: train/configs/paper_stage1_image.yaml, paper_stage2_tfw.yaml
-    (`--config FILE`); `--print_config` shows the resolved configuration.
+    Shipped single-stage configs: train/configs/paper_stage1_image.yaml, paper_stage2_tfw.yaml
+    (`--config FILE`); shipped recipes: demo_cpu, table2_cpu (`--recipe NAME`). `--print_config`
+    shows the resolved configuration.
 
     Args:
         out: Run folder: checkpoints, TensorBoard logs and the resolved config go here.
@@ -51,8 +63,16 @@ def train(
         overwrite: Replace a run already in `out` (without this or --resume such a folder is refused).
         keep_checkpoints: Complete epoch checkpoints to keep.
         threads: CPU threads for torch (0 = torch's default).
+        recipe: A multi-stage recipe (shipped name such as `demo_cpu`, or a YAML path): train its
+            stage 1, then stage 2 initialised from it, into OUT/stage1 and OUT/stage2 (OUT defaults
+            to runs/<recipe name>). Every other option given here that differs from its default
+            overrides both stages.
     """
-    cfg = TrainConfig(**dict(locals()))  # first line: locals() holds exactly the parameters
+    params = dict(locals())  # first line: locals() holds exactly the parameters
+    recipe = params.pop("recipe")
+    cfg = TrainConfig(**params)
+    if recipe:
+        return _train_recipe(recipe, cfg)
     from echoweave.train.engine.run import run_training
 
     result = run_training(cfg)
@@ -60,25 +80,78 @@ def train(
     return None
 
 
-def evaluate(checkpoint: str, data_path: str | None = None, out: str | None = None,
-             split: Literal["val", "all"] = "val", sampler: Literal["consecutive", "spaced"] | None = None,
-             windows: int | None = None, compare: str | None = None, device: Literal["auto", "cpu", "cuda"] = "auto"):
-    """Evaluate a checkpoint on held-out clips: clip- and video-level metrics with exact CIs.
+def _train_recipe(recipe: str, cfg: TrainConfig) -> None:
+    """Both stages of ``recipe``; the options of ``cfg`` that differ from the defaults override them."""
+    from echoweave.train.engine.recipe import run_recipe
+
+    overrides = changed_values(cfg.to_dict(), _DEFAULT.to_dict())
+    for key in ("stage", "init_from"):
+        if key in overrides:
+            raise EchoweaveError(f"--{key} cannot be combined with --recipe {recipe}: each stage of the recipe sets it")
+    out = overrides.pop("out", None) or str(Path("runs") / Path(recipe).stem)
+    runs = run_recipe(recipe, out, **overrides)
+    for stage, result in runs.items():
+        print(f"{stage} checkpoint: {result.checkpoint}")
+
+
+def changed_values(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that differ from ``defaults``, nested dicts compared key by key.
 
     Args:
-        checkpoint: Run folder or checkpoint folder.
-        data_path: Dataset to evaluate on (default: the one the checkpoint was trained on).
-        out: Folder for metrics.json and the confusion matrix PNG (default: the run folder).
-        split: `val` = the checkpoint's held-out patients; `all` = every clip of data_path.
-        sampler: Window sampling (default: the checkpoint's).
-        windows: Windows per clip for consecutive sampling (default: the checkpoint's).
+        values: A configuration as a nested dict.
+        defaults: The same configuration's defaults.
+
+    Returns:
+        A nested dict holding only the changed leaves.
+    """
+    out = {}
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(value, dict) and isinstance(default, dict):
+            nested = changed_values(value, default)
+            if nested:
+                out[key] = nested
+        elif value != default:
+            out[key] = value
+    return out
+
+
+@dataclass
+class EvalDataConfig:
+    """The data of an evaluation; every field left unset takes the checkpoint's own value.
+
+    Attributes:
+        path: Dataset to evaluate on (default: the one the checkpoint was trained on).
+        sampler: Window sampling, `consecutive` or `spaced` (default: the checkpoint's).
+        eval_windows: Windows per clip for consecutive sampling; their mean probability is the
+            clip's prediction (default: the checkpoint's).
+    """
+
+    path: str | None = None
+    sampler: Literal["consecutive", "spaced"] | None = None
+    eval_windows: int | None = None
+
+
+def evaluate(checkpoint: str, data: EvalDataConfig = EvalDataConfig(), out: str | None = None,
+             split: Literal["val", "all"] = "val", compare: str | None = None,
+             device: Literal["auto", "cpu", "cuda"] = "auto"):
+    """Evaluate a checkpoint on held-out clips: clip- and video-level metrics with exact CIs.
+
+    Writes OUT/eval_metrics.json (clip- and video-level metrics, McNemar's test with --compare)
+    and OUT/eval_confusion.png.
+
+    Args:
+        checkpoint: Run folder, its checkpoints/ folder or one epoch_* checkpoint folder.
+        data: The dataset and window sampling (default: the checkpoint's own).
+        out: Folder for eval_metrics.json and eval_confusion.png (default: the CHECKPOINT folder).
+        split: `val` = the checkpoint's held-out patients; `all` = every clip of --data.path.
         compare: A second checkpoint evaluated on the same clips; adds McNemar's exact test.
         device: `auto`, `cpu` or `cuda`.
     """
     from echoweave.train.engine.evaluate import evaluate_checkpoint
 
-    evaluate_checkpoint(checkpoint, data_path=data_path, out=out, split=split, sampler=sampler,
-                        windows=windows, compare=compare, device=device)
+    evaluate_checkpoint(checkpoint, data_path=data.path, out=out, split=split, sampler=data.sampler,
+                        windows=data.eval_windows, compare=compare, device=device)
 
 
 def kfold(recipe: str = "table2_cpu", out: str = "runs/kfold", folds: int = 5, only_folds: list[int] | None = None,

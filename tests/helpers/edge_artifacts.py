@@ -55,7 +55,7 @@ def exported_artifacts(checkpoint: str | Path, formats=ALL_FORMATS, precisions=(
     CACHE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=CACHE))
     try:
-        main(["export", "--checkpoint", str(checkpoint), "--out", str(work), "--formats", ",".join(formats),
+        main(["export", str(checkpoint), "--out", str(work), "--formats", ",".join(formats),
               "--precisions", ",".join(precisions), "--threads", "1"])
         (model_dir,) = [p for p in work.iterdir() if (p / "manifest.json").is_file()]
         try:
