@@ -1,4 +1,4 @@
-"""``echoweave bench --device android``: time artifacts on a phone with the runtimes' own tools.
+"""``echoweave bench --target android``: time artifacts on a phone with the runtimes' own tools.
 
     pushes   adb push <artifact files> <runner binaries> /data/local/tmp/echoweave/
     device   adb shell getprop ro.product.model | ro.soc.model | ro.board.platform | ...

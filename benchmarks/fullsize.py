@@ -9,7 +9,7 @@ set and exports it with the normal pipeline (`echoweave.export.pipeline.export_c
 ExecuTorch XNNPACK, ONNX Runtime and LiteRT, fp32 and int8 calibrated on phantom clips).
 The weights are barely trained: use the result for **timing only** (latency does not depend on
 weight values; int8 calibration ranges do, slightly). With a real checkpoint, run
-``echoweave export --checkpoint RUN --out artifacts`` instead and bench that.
+``echoweave export RUN --out artifacts`` instead and bench that.
 """
 from __future__ import annotations
 

@@ -402,7 +402,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         eager_info["available"] = True
         cells += [Cell("eager", "fp32", t, m) for t in cfg.threads for m in cfg.modes]
     else:
-        eager_info["reason"] = "disabled (--eager false)" if not cfg.eager else \
+        eager_info["reason"] = "disabled (--no-eager)" if not cfg.eager else \
             "torch is not installed (edge-only): no eager baseline, speed-ups not computed"
     if not cells:
         raise BenchError(f"{folder}: nothing to benchmark ({'; '.join(s['reason'] for s in skipped) or 'no artifacts'})")
@@ -418,7 +418,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         notes.append("MACs unknown (no torch and no 'macs' in the manifest): MAC rates not reported")
     gemm = measure_gemms(cells, cfg, notes) if cfg.gemm else {}  # again after the cells; the best counts
     if not cfg.gemm:
-        notes.append("GEMM ceilings not measured (--gemm false)")
+        notes.append("GEMM ceilings not measured (--no-gemm)")
 
     import tempfile
 

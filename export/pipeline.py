@@ -116,20 +116,20 @@ def check_destination(dest: Path, model_id: str, model_cfg: dict, overwrite: boo
     if overwrite or not dest.exists():
         return
     if not dest.is_dir():
-        raise ExportError(f"{dest}: exists and is not a folder; pass --overwrite true to replace it")
+        raise ExportError(f"{dest}: exists and is not a folder; pass --overwrite to replace it")
     manifest_path = dest / MANIFEST
     if not manifest_path.is_file():
         if any(dest.iterdir()):
             raise ExportError(f"{dest}: holds files but no {MANIFEST} (not an echoweave export); "
-                              "pass --overwrite true to replace it")
+                              "pass --overwrite to replace it")
         return
     try:
         old = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as exc:
-        raise ExportError(f"{manifest_path}: unreadable manifest ({exc}); pass --overwrite true to replace it") from exc
+        raise ExportError(f"{manifest_path}: unreadable manifest ({exc}); pass --overwrite to replace it") from exc
     if old.get("model_id") != model_id or old.get("model") != model_cfg:
         raise ExportError(f"{dest}: holds a different model (model_id {old.get('model_id')!r}, config differs: "
-                          f"{old.get('model') != model_cfg}); refusing to replace it. Pass --overwrite true or "
+                          f"{old.get('model') != model_cfg}); refusing to replace it. Pass --overwrite or "
                           "choose another --out")
 
 

@@ -147,8 +147,8 @@ def check_run_folder(cfg: TrainConfig) -> Path | None:
     if existing is None or cfg.resume:
         return None
     if not cfg.overwrite:
-        raise EchoweaveError(f"{cfg.out}: already holds a run (checkpoint {existing.name}); pass --resume true "
-                             "to continue it or --overwrite true to replace it, or choose another --out")
+        raise EchoweaveError(f"{cfg.out}: already holds a run (checkpoint {existing.name}); pass --resume "
+                             "to continue it or --overwrite to replace it, or choose another --out")
     return existing
 
 
