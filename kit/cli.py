@@ -1,7 +1,7 @@
 """The `echoweave` console script: one command with subcommands, built by jsonargparse from
 the typed signatures and docstrings of the functions in `echoweave.commands`.
 
-    echoweave --help | --version
+    echoweave --help | --version | --print_completion shtab-bash
     echoweave data inspect PATH [--json]
     echoweave <subcommand> --config file.yaml | --print_config
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from jsonargparse import CLI, auto_parser
+from jsonargparse import CLI, auto_parser, set_parsing_settings
 
 from echoweave import __version__
 from echoweave.argv_rewrites import rewrite_argv
@@ -28,7 +28,8 @@ from echoweave.commands import models as models_cmd
 from echoweave.commands import train as train_cmd
 
 COMMANDS = {
-    "data": {"inspect": data_cmd.inspect, "synth": data_cmd.synth},
+    "data": {"_help": "Look at datasets on disk and write synthetic ones.",
+             "inspect": data_cmd.inspect, "synth": data_cmd.synth},
     "models": models_cmd.models,
     "train": train_cmd.train,
     "evaluate": train_cmd.evaluate,
@@ -39,6 +40,8 @@ COMMANDS = {
     "bench": bench_cmd.bench,
 }
 
+# `echoweave --print_completion shtab-bash` (zsh, fish, ...) prints a completion script (shtab).
+set_parsing_settings(add_print_completion_argument=True)
 # How the parser is built, shared by `main` and `build_parser`.
 PARSER_OPTIONS = {"prog": "echoweave", "parser_class": CliParser, "version": __version__}
 

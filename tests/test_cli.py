@@ -12,6 +12,8 @@ from echoweave.cli import COMMANDS, main
 
 def _leaves(tree, prefix=()):
     for name, value in tree.items():
+        if name == "_help":  # a group's description
+            continue
         if isinstance(value, dict):
             yield from _leaves(value, prefix + (name,))
         else:

@@ -160,3 +160,12 @@ def test_help_texts_name_the_files_commands_write(capsys):
     out = capsys.readouterr().out
     assert "eval_metrics.json" in out and "eval_confusion.png" in out
     assert " metrics.json" not in out.replace("eval_metrics.json", "")
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_scripts_know_subcommands_and_flags(shell, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--print_completion", f"shtab-{shell}"])
+    assert exc.value.code == 0
+    script = capsys.readouterr().out
+    assert "classify" in script and "no-json" in script and "data.path" in script  # fish: -l no-json

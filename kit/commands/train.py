@@ -38,10 +38,10 @@ def train(
     threads: int = 0,
     recipe: str | None = None,
 ):
-    """Train one stage (single process, or DDP under `torchrun --nproc_per_node N -m echoweave train`),
-    or both stages of a multi-stage recipe with --recipe.
+    """Train one stage, or both stages of a multi-stage recipe with --recipe.
 
-    Shipped single-stage configs: train/configs/paper_stage1_image.yaml, paper_stage2_tfw.yaml
+    Single process, or DDP under `torchrun --nproc_per_node N -m echoweave train`. Shipped
+    single-stage configs: train/configs/paper_stage1_image.yaml, paper_stage2_tfw.yaml
     (`--config FILE`); shipped recipes: demo_cpu, table2_cpu (`--recipe NAME`). `--print_config`
     shows the resolved configuration.
 
