@@ -63,7 +63,7 @@ def load_model(checkpoint: str | Path, device: torch.device | None = None):
 def evaluate_checkpoint(checkpoint: str, data_path: str | None = None, out: str | None = None,
                         split: str = "val", sampler: str | None = None, windows: int | None = None,
                         compare: str | None = None, device: str = "auto") -> dict:
-    """Metrics of a checkpoint (and McNemar against ``compare``) written to ``out/metrics.json``."""
+    """Metrics of a checkpoint (and McNemar against ``compare``) written to ``out/eval_metrics.json``."""
     rt = setup_runtime(device, "none")
     model, meta = load_model(checkpoint, rt.device)
     cfg = TrainConfig.from_dict(meta["train"])
