@@ -1,7 +1,7 @@
 """Typed training configuration (jsonargparse turns these into `echoweave train --help`).
 
 Light module: no torch at import time, so the CLI can describe itself in an edge-only install.
-The resolved config is saved next to every checkpoint (`config.yaml`), as litgpt does.
+The resolved config is saved in every run folder (`config.json`), as litgpt does.
 """
 from __future__ import annotations
 

@@ -46,7 +46,8 @@ def train(
     shows the resolved configuration.
 
     Args:
-        out: Run folder: checkpoints, TensorBoard logs and the resolved config go here.
+        out: Run folder: checkpoints/, TensorBoard logs (tb/), the resolved config (config.json) and
+            metrics.json go here.
         stage: `image` trains single frames (stage 1); `temporal` trains windows (stage 2).
         model: The model to build (see `echoweave models`).
         data: Dataset, sampling, preprocessing and augmentation.
