@@ -23,7 +23,6 @@ class DataConfig:
         class_set: Class names to train on (``ned12`` or ``ned16``).
         sampler: How a training window is drawn from a clip: ``consecutive`` (1 segment x T)
             or ``spaced`` (T segments x 1, TSN style).
-        stride: Take every k-th frame before sampling (1 = full frame rate, 2 = FR/2, ...).
         preprocessing: The deterministic preprocessing spec (grayscale, sector mask, resize,
             crop, scale) that travels with the model to the manifest and the app. The model's
             ``input_size`` follows ``preprocessing.crop``.
@@ -48,7 +47,6 @@ class DataConfig:
     path: str = "phantom"
     class_set: str = "ned12"
     sampler: Literal["consecutive", "spaced"] = "consecutive"
-    stride: int = 1
     preprocessing: PreprocessSpec = field(default_factory=PreprocessSpec)
     augment: bool = True
     rotation: float = 25.0
@@ -67,22 +65,29 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """SGD with a one-cycle schedule, the paper's recipe.
+    """Optimiser and one-cycle schedule (the paper: SGD in stage 1, Adam in stage 2).
 
     Attributes:
+        optimizer: ``sgd`` (stage 1 of the paper), ``adam`` (stage 2 of the paper: Adam with
+            its "momentum" as beta1 and L2 regularisation as weight decay) or ``adamw``
+            (decoupled weight decay).
         epochs: Passes over the training set.
         batch_size: Samples per step (per process under DDP).
         lr: Peak (one-cycle max) learning rate.
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay.
+        momentum: SGD momentum, or Adam's beta1 (the paper gives 0.75 for both stages). The
+            one-cycle schedule keeps it fixed rather than cycling it.
+        beta2: Adam's beta2 (ignored by SGD).
+        weight_decay: L2 regularisation (SGD, Adam) or decoupled weight decay (AdamW).
         label_smoothing: Cross-entropy label smoothing.
         grad_clip: Clip the gradient norm to this value (0 = off).
     """
 
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     epochs: int = 50
     batch_size: int = 16
     lr: float = 0.08
     momentum: float = 0.75
+    beta2: float = 0.999
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
     grad_clip: float = 0.0
@@ -152,6 +157,11 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig keys {unknown}; known: {sorted(known)}")
         model = ModelConfig.from_dict(data.pop("model", {}))
         data_values = dict(data.pop("data", {}))
+        if "stride" in data_values:
+            # data.stride was applied only when a store was loaded, so k-fold variants sharing a
+            # store silently ignored it; the stride is now the model's and travels to the manifest.
+            raise ValueError("data.stride has moved to model.frame_stride (the window's frame stride "
+                             "travels with the model to the manifest and the edge runtime)")
         spec = PreprocessSpec.from_dict(data_values.pop("preprocessing", {}))
         data_cfg = _strict(DataConfig, {**data_values, "preprocessing": spec})
         optim = _strict(OptimConfig, data.pop("optim", {}))
