@@ -243,7 +243,7 @@ def setup_cell(cell: Cell, folder: Path, manifest: dict, frames: np.ndarray, cfg
         stream = clf.stream(fps=cfg.fps)
         counter = iter(range(1 << 62))
         cell.call = lambda: stream.push(frames[next(counter) % len(frames)])
-        extra = stream.sector_frames + clf.frames  # sector estimate + full ring buffer happen in warm-up
+        extra = stream.sector_frames + clf.span  # sector estimate + full ring buffer happen in warm-up
     t0 = time.perf_counter_ns()
     cell.call()
     cell.first_ms = (time.perf_counter_ns() - t0) / 1e6

@@ -37,7 +37,7 @@ def soak(clf, frames: np.ndarray, minutes: float, fps: float = 30.0, progress: b
     from echoweave.benchmarks.harness import rss_mb
 
     stream = clf.stream(fps=fps)
-    for i in range(stream.sector_frames + clf.frames):  # warm-up: sector estimate + full buffer
+    for i in range(stream.sector_frames + clf.span):  # warm-up: sector estimate + full buffer
         stream.push(frames[i % len(frames)])
     t_s, lat, rss_t, rss = [], [], [0.0], [rss_mb() or 0.0]
     start = time.perf_counter()

@@ -43,15 +43,17 @@ def split_clips(store, meta: dict) -> tuple[list[int], list[int]]:
     return train, val
 
 
-def window_starts(num_frames: int, frames: int, windows: int) -> list[int]:
-    """Start indices of ``windows`` evenly spread windows of ``frames`` consecutive frames
+def window_starts(num_frames: int, frames: int, windows: int, stride: int = 1) -> list[int]:
+    """Start indices of ``windows`` evenly spread windows of ``frames`` frames ``stride`` apart
     (as the evaluation sampler places them)."""
-    starts = np.linspace(0, max(0, num_frames - frames), num=max(1, windows)).round().astype(int)
+    span = (frames - 1) * stride + 1
+    starts = np.linspace(0, max(0, num_frames - span), num=max(1, windows)).round().astype(int)
     return sorted(set(int(s) for s in starts))
 
 
 def build_window_set(store, clip_indices: list[int], spec: PreprocessSpec, frames: int,
-                     windows_per_clip: int, max_clips: int | None = None, seed: int = 0) -> WindowSet:
+                     windows_per_clip: int, max_clips: int | None = None, seed: int = 0,
+                     stride: int = 1) -> WindowSet:
     """Preprocess evenly spread windows of the given clips.
 
     Args:
@@ -62,6 +64,7 @@ def build_window_set(store, clip_indices: list[int], spec: PreprocessSpec, frame
         windows_per_clip: windows taken per clip.
         max_clips: keep at most this many clips (a seeded, class-stratified-by-order pick).
         seed: seed of that pick.
+        stride: the model's frame stride (frames between a window's frames).
     """
     idx = list(clip_indices)
     if max_clips is not None and len(idx) > max_clips:
@@ -80,8 +83,8 @@ def build_window_set(store, clip_indices: list[int], spec: PreprocessSpec, frame
     for c in idx:
         clip = store.clips[c]
         n = clip.num_frames
-        for s in window_starts(n, frames, windows_per_clip):
-            take = np.minimum(s + np.arange(frames), n - 1)  # short clips repeat their last frame
+        for s in window_starts(n, frames, windows_per_clip, stride):
+            take = np.minimum(s + stride * np.arange(frames), n - 1)  # short clips repeat their last frame
             windows.append(preprocess_frames(clip.frames[take], spec, source=str(clip.source)))  # (T, C, S, S)
             labels.append(int(store.labels[c]))
             clips.append(c)
@@ -91,7 +94,7 @@ def build_window_set(store, clip_indices: list[int], spec: PreprocessSpec, frame
 
 
 def calibration_set(store, meta: dict, spec: PreprocessSpec, frames: int, calib_clips: int,
-                    windows_per_clip: int = 2, where: str = "checkpoint") -> WindowSet:
+                    windows_per_clip: int = 2, where: str = "checkpoint", stride: int = 1) -> WindowSet:
     """Calibration windows from the *training* clips of the checkpoint's dataset.
 
     Raises:
@@ -101,7 +104,7 @@ def calibration_set(store, meta: dict, spec: PreprocessSpec, frames: int, calib_
     if calib_clips < 1:
         raise ExportError(f"{where}: --calib_clips must be >= 1, got {calib_clips}")
     train, _ = split_clips(store, meta)
-    calib = build_window_set(store, train, spec, frames, windows_per_clip, max_clips=calib_clips)
+    calib = build_window_set(store, train, spec, frames, windows_per_clip, max_clips=calib_clips, stride=stride)
     if len(calib) == 0:
         raise ExportError(f"{where}: the calibration set is empty: the checkpoint's dataset has no "
                              "training clips outside the held-out patients; int8 export needs real clips")
@@ -109,7 +112,7 @@ def calibration_set(store, meta: dict, spec: PreprocessSpec, frames: int, calib_
 
 
 def held_out_set(store, meta: dict, spec: PreprocessSpec, frames: int, windows_per_clip: int,
-                 max_clips: int | None = None) -> WindowSet:
+                 max_clips: int | None = None, stride: int = 1) -> WindowSet:
     """Windows of the held-out (validation-patient) clips for the parity report and model card."""
     _, val = split_clips(store, meta)
-    return build_window_set(store, val, spec, frames, windows_per_clip, max_clips=max_clips)
+    return build_window_set(store, val, spec, frames, windows_per_clip, max_clips=max_clips, stride=stride)

@@ -23,7 +23,7 @@ from echoweave.edge.sector import apply_sector, estimate_sector
 from echoweave.edge.views import CLASS_SETS
 from echoweave.train.config import DataConfig
 from echoweave.train.data.augment import AugmentConfig, train_transform
-from echoweave.train.data.samplers import sample_consecutive, sample_spaced
+from echoweave.train.data.samplers import sample_spaced, sample_stride
 from echoweave.train.data.transforms import eval_transform, to_video
 
 
@@ -60,13 +60,29 @@ class ClipStore:
 
 
 def prepare_clip(clip: Clip, cfg: DataConfig) -> Clip:
-    """Grayscale, frame stride and sector mask (estimated once per clip, as the edge does)."""
+    """Grayscale and sector mask (estimated once per clip, as the edge does).
+
+    Clips keep their full frame rate: a window's frame stride is the model's
+    (``ModelConfig.frame_stride``), applied when windows are drawn, so one store serves models
+    with different strides.
+    """
     clip = clip.gray()
-    frames = clip.frames[:: cfg.stride] if cfg.stride > 1 else clip.frames
+    frames = clip.frames
     if cfg.preprocessing.sector_mask:
         frames = apply_sector(frames, estimate_sector(frames))
-    return Clip(np.ascontiguousarray(frames), clip.fps / cfg.stride, clip.patient_id, clip.label,
+    return Clip(np.ascontiguousarray(frames), clip.fps, clip.patient_id, clip.label,
                 clip.source, clip.view, dict(clip.meta))
+
+
+#: DataConfig fields that decide which clips a store holds and how they are prepared; the rest
+#: (sampling, augmentation, loader settings) only decide how samples are drawn from it.
+STORE_FIELDS = ("path", "class_set", "preprocessing", "phantom_patients", "phantom_clips_per_view",
+                "phantom_frames", "phantom_size", "phantom_difficulty", "phantom_seed")
+
+
+def store_key(cfg: DataConfig) -> tuple:
+    """A hashable key equal for two data configs exactly when `load_store` gives the same store."""
+    return tuple((name, repr(getattr(cfg, name))) for name in STORE_FIELDS)
 
 
 def load_store(cfg: DataConfig, show_progress: bool = True) -> ClipStore:
@@ -135,14 +151,19 @@ class WindowSamples(Dataset):
     In training (``train=True``) each item draws a fresh window from its clip with a generator
     seeded by ``(seed, epoch, item)``, so an epoch is reproducible and a resumed run sees the same
     windows. In evaluation the windows sit at fixed, evenly spread positions: ``windows`` per
-    clip for consecutive sampling, one centred TSN window for spaced sampling.
+    clip for consecutive sampling, one centred TSN window for spaced sampling. With
+    ``stride > 1`` a consecutive window takes every ``stride``-th frame (the model's
+    ``frame_stride``); spaced windows have no stride.
     """
 
     def __init__(self, store: ClipStore, clip_indices, transform, frames: int, sampler: str,
-                 train: bool, windows: int = 1, repeats: int = 1, seed: int = 0):
+                 train: bool, windows: int = 1, repeats: int = 1, seed: int = 0, stride: int = 1):
         if sampler not in ("consecutive", "spaced"):
             raise EchoweaveError(f"unknown sampler {sampler!r}; use consecutive or spaced")
-        self.store, self.transform, self.frames = store, transform, frames
+        if stride < 1 or (stride > 1 and sampler == "spaced"):
+            raise EchoweaveError(f"frame stride {stride} needs the consecutive sampler and a value >= 1 "
+                                 f"(got sampler {sampler!r}); spaced windows already spread over the clip")
+        self.store, self.transform, self.frames, self.stride = store, transform, frames, stride
         self.sampler, self.train, self.seed, self.epoch = sampler, train, seed, 0
         clip_indices = [int(c) for c in clip_indices]
         if train:
@@ -158,15 +179,18 @@ class WindowSamples(Dataset):
         n = self.store.clips[c].num_frames
         if self.sampler == "spaced":
             return [sample_spaced(n, self.frames)]
-        starts = np.unique(np.linspace(0, max(0, n - self.frames), num=max(1, windows)).round().astype(int))
-        base = sample_consecutive(max(n, self.frames), self.frames)  # validates lengths / padding policy
-        return [np.minimum(s + np.arange(self.frames), n - 1) if n >= self.frames else base for s in starts]
+        span = (self.frames - 1) * self.stride + 1
+        starts = np.unique(np.linspace(0, max(0, n - span), num=max(1, windows)).round().astype(int))
+        # A clip shorter than the span is padded by repeating its last frame (short="repeat").
+        return [np.minimum(s + self.stride * np.arange(self.frames), n - 1) for s in starts]
 
     def _draw(self, c: int, i: int) -> np.ndarray:
         """Training window of item ``i`` (clip ``c``) for the current epoch."""
         rng = np.random.default_rng((self.seed, self.epoch, i))
-        sample = sample_consecutive if self.sampler == "consecutive" else sample_spaced
-        return sample(self.store.clips[c].num_frames, self.frames, rng=rng)
+        n = self.store.clips[c].num_frames
+        if self.sampler == "spaced":
+            return sample_spaced(n, self.frames, rng=rng)
+        return sample_stride(n, self.frames, self.stride, rng=rng)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -44,7 +44,8 @@ def predict_windows(model, store: ClipStore, clip_idx, spec, sampler: str, windo
     if sampler == "frame":
         ds, net = FrameSamples(store, clip_idx, tf), ImageStage(model)
     else:
-        ds, net = WindowSamples(store, clip_idx, tf, model.frames, sampler, train=False, windows=windows), model
+        ds, net = WindowSamples(store, clip_idx, tf, model.frames, sampler, train=False, windows=windows,
+                                stride=model.cfg.frame_stride if sampler == "consecutive" else 1), model
     probs, labels, clips = predict(net, DataLoader(ds, batch_size=batch_size), rt)
     return {"probs": probs, "labels": labels, "video_ids": clips}
 

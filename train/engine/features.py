@@ -34,10 +34,10 @@ class FeatureWindows(WindowSamples):
     """`WindowSamples` over cached features: ``x`` is ``(T, D)`` instead of pixels."""
 
     def __init__(self, store: ClipStore, features: list[torch.Tensor], clip_indices, frames: int,
-                 sampler: str, train: bool, windows: int = 1, repeats: int = 1, seed: int = 0):
+                 sampler: str, train: bool, windows: int = 1, repeats: int = 1, seed: int = 0, stride: int = 1):
         self.features = features
         super().__init__(store, clip_indices, transform=None, frames=frames, sampler=sampler, train=train,
-                         windows=windows, repeats=repeats, seed=seed)
+                         windows=windows, repeats=repeats, seed=seed, stride=stride)
 
     def __getitem__(self, i: int) -> dict:
         c, idx = self.items[i]

@@ -15,7 +15,7 @@ import numpy as np
 
 from echoweave.edge.errors import EchoweaveError
 from echoweave.train.data.splits import patient_kfold
-from echoweave.train.engine.data import load_store
+from echoweave.train.engine.data import load_store, store_key
 from echoweave.train.engine.evaluate import predict_windows
 from echoweave.train.engine.recipe import load_recipe, resolve_config_path, stage_config
 from echoweave.train.engine.run import run_training
@@ -47,7 +47,8 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
     out = Path(out)
     exp = recipe.get("experiment", {})
     cfg1 = stage_config(recipe, "stage1", out / "fold0")
-    store = load_store(cfg1.data, show_progress)
+    stores = _StoreCache(show_progress)
+    store = stores.get(cfg1.data)
     class_names = list(store.class_names)
     splits = patient_kfold(store.patients, store.labels, k=folds, seed=cfg1.seed)
     variants = list(recipe.get("variants", {})) or ["stage2"]
@@ -67,11 +68,18 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
         for sampler in votes:
             per_method.setdefault(f"image, mean vote 4 {sampler}", []).append(
                 predict_windows(r1.model, store, test_idx, spec, sampler, windows, _rt(r1)))
+        test_patients = set(store.patients[test_idx].tolist())
         for name in variants:
             cfg2 = stage_config(recipe, name, fold_dir)
-            r2 = run_training(cfg2, store=store, train_idx=train_idx, val_idx=test_idx, show_progress=show_progress)
-            per_method.setdefault(name, []).append(
-                predict_windows(r2.model, store, test_idx, spec, cfg2.data.sampler, windows, _rt(r2)))
+            # A variant may change the data (phantom settings, another dataset): it gets its own
+            # store, split by the same held-out patients.
+            store2 = stores.get(cfg2.data)
+            _check_same_classes(store, store2, name)
+            held = np.isin(store2.patients, list(test_patients))
+            train2, test2 = np.flatnonzero(~held), np.flatnonzero(held)
+            r2 = run_training(cfg2, store=store2, train_idx=train2, val_idx=test2, show_progress=show_progress)
+            per_method.setdefault(name, []).append(predict_windows(
+                r2.model, store2, test2, cfg2.data.preprocessing, cfg2.data.sampler, cfg2.data.eval_windows, _rt(r2)))
     if not per_method:
         raise EchoweaveError(f"no fold was run (only_folds={only_folds}, folds={folds})")
     results = _summarise(per_method, class_names, exp, out)
@@ -86,6 +94,25 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
         Path(docs).write_text(table)
     print(table)
     return results
+
+
+class _StoreCache:
+    """One `ClipStore` per distinct data config (`store_key`), loaded on first use."""
+
+    def __init__(self, show_progress: bool):
+        self.show_progress, self.stores = show_progress, {}
+
+    def get(self, data_cfg):
+        key = store_key(data_cfg)
+        if key not in self.stores:
+            self.stores[key] = load_store(data_cfg, self.show_progress)
+        return self.stores[key]
+
+
+def _check_same_classes(store, other, variant: str) -> None:
+    if list(store.class_names) != list(other.class_names):
+        raise EchoweaveError(f"variant {variant!r}: its data has classes {list(other.class_names)}, "
+                             f"stage 1 was trained on {list(store.class_names)}")
 
 
 def _display_path(path: Path) -> str:

@@ -84,6 +84,8 @@ class EchoModel(nn.Module, abc.ABC):
         if not torch.jit.is_tracing() and tuple(features.shape[1:]) != (self.frames, self.feature_dim):
             raise ValueError(f"{type(self).__name__}.classify_window expects features "
                              f"(B, {self.frames}, {self.feature_dim}), got {tuple(features.shape)}")
+        if self.cfg.contrast == "window_mean":
+            features = window_contrast(features)
         return self.forward_head(features)
 
     # ---- timm-style split and the window forward -----------------------------------------
@@ -153,6 +155,8 @@ class EchoModel(nn.Module, abc.ABC):
             "in_channels": self.cfg.in_channels,
             "feature_dim": self.feature_dim,
             "num_classes": self.num_classes,
+            "frame_stride": self.cfg.frame_stride,
+            "contrast": self.cfg.contrast,
             "pixel_range": [0.0, 1.0],
             "normalization": {"mean": list(self.cfg.mean), "std": list(self.cfg.std), "in_graph": True},
             "methods": self._method_shapes(1),
@@ -162,6 +166,24 @@ class EchoModel(nn.Module, abc.ABC):
         """Two modules sharing this model's weights, for separate `torch.export`:
         `(FrameEmbedder: frame (B, C, H, W) -> (B, D), WindowClassifier: (B, T, D) -> (B, K))`."""
         return FrameEmbedder(self), WindowClassifier(self)
+
+
+def window_contrast(features: torch.Tensor) -> torch.Tensor:
+    """Each frame's feature minus the mean feature of its window (``contrast: window_mean``).
+
+    What is static over a window (the clip's appearance, which a head can memorise per training
+    patient) cancels; what changes (the motion) stays. Computed inside ``classify_window`` so a
+    streamed window and an exported artifact see exactly the same thing.
+
+    Args:
+        features: ``(B, T, D)`` per-frame features.
+
+    Returns:
+        ``(B, T, D)`` features with zero mean over T.
+    """
+    # Mean over T as a 4-d global average pool, the form XNNPACK's mean lowers (as in image.py).
+    mean = features.transpose(1, 2).unsqueeze(-1).mean(dim=(-2, -1), keepdim=True)  # (B, D, 1, 1)
+    return features - mean.flatten(1).unsqueeze(1)  # (B, T, D)
 
 
 class FrameEmbedder(nn.Module):

@@ -13,6 +13,8 @@ from typing import Any
 # backbone for tests and the CPU demo uses a narrower feature so its head stays small too.
 PAPER_FEATURE_DIM = 2048
 TINY_FEATURE_DIM = 256
+#: Window-head inputs: the features as they are, or minus their window mean (feature contrast).
+CONTRASTS = ("none", "window_mean")
 
 
 @dataclass
@@ -37,6 +39,15 @@ class ModelConfig:
         width: Base channel width of the `tiny` backbone (ignored by the others).
         mean: Per-channel normalization mean applied inside the graph to [0, 1] pixels.
         std: Per-channel normalization std applied inside the graph to [0, 1] pixels.
+        frame_stride: Frames between neighbouring frames of a window, at the clip's frame
+            rate (1 = the paper's consecutive frames; 2 = every other frame, FR/2). Training,
+            evaluation and the edge runtime (file and stream) all take every
+            ``frame_stride``-th frame, so a window spans ``(frames - 1) * frame_stride + 1``
+            frames.
+        contrast: What the window head sees: ``none`` (the per-frame features as they are,
+            the paper) or ``window_mean`` (each frame's feature minus the mean feature of its
+            window: a feature-contrast head that sees how a window changes, not what is
+            static in it; docs/motion.md). Inside the exported graph; not for ``image``.
     """
 
     name: str = "tfw"
@@ -57,12 +68,14 @@ class ModelConfig:
     # a neutral choice for training from scratch, stored here so it travels with the weights.
     mean: tuple[float, ...] = field(default=(0.449,))
     std: tuple[float, ...] = field(default=(0.226,))
+    frame_stride: int = 1
+    contrast: str = "none"
 
     def __post_init__(self) -> None:
         self.mean = tuple(float(m) for m in self.mean)
         self.std = tuple(float(s) for s in self.std)
         for key in ("num_classes", "frames", "input_size", "in_channels", "gru_hidden",
-                    "gru_layers", "attention_heads", "attention_fc_dim", "width"):
+                    "gru_layers", "attention_heads", "attention_fc_dim", "width", "frame_stride"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"ModelConfig.{key} must be >= 1, got {getattr(self, key)!r}")
         if self.feature_dim is not None and self.feature_dim < 1:
@@ -77,6 +90,13 @@ class ModelConfig:
                                  f"values, got {len(values)}")
         if min(self.std) <= 0:
             raise ValueError(f"ModelConfig.std must be positive, got {self.std}")
+        if self.contrast not in CONTRASTS:
+            raise ValueError(f"ModelConfig.contrast must be one of {CONTRASTS}, got {self.contrast!r}")
+
+    @property
+    def window_span(self) -> int:
+        """Frames of the clip one window covers: ``(frames - 1) * frame_stride + 1``."""
+        return (self.frames - 1) * self.frame_stride + 1
 
     @property
     def resolved_feature_dim(self) -> int:
