@@ -42,7 +42,8 @@ def _rename_options(args: list[str]) -> list[str]:
         name, eq, value = token.partition("=")
         new = RENAMED_OPTIONS[path].get(name)
         if new:
-            _deprecated(f"'{' '.join(path)} {name}'", f"'{new}'")
+            cmd = " ".join(path)
+            _deprecated(f"'echoweave {cmd} {name}'", f"'echoweave {cmd} {new}'")
             token = new + eq + value
         out.append(token)
     return out
@@ -59,7 +60,7 @@ def _option_to_positional(args: list[str]) -> list[str]:
         if name == option and (eq or i + 1 < len(rest)):
             value = value if eq else rest[i + 1]
             del rest[i:i + (1 if eq else 2)]
-            _deprecated(f"'{' '.join(path)} {option} X'", f"'echoweave {' '.join(path)} X'")
+            _deprecated(f"'echoweave {' '.join(path)} {option} X'", f"'echoweave {' '.join(path)} X'")
             return [*args[:n], value, *rest]
     return args
 
