@@ -28,6 +28,7 @@ VOCABULARY = [
     ("threads", "threads", "option", {"train", "export", "classify", "bench"}),
     ("JSON output", "json", "flag", {"data inspect", "models", "classify"}),
     ("recipe", "recipe", "option", {"train", "kfold", "demo"}),
+    ("torch device", "device", "option", {"train", "evaluate"}),
 ]
 # Spellings the vocabulary replaced or avoids; none may come back as an option.
 NOT_IN_VOCABULARY = {"num_patients", "data_path", "output", "out_dir", "output_dir", "n_threads", "num_threads",
