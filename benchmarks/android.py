@@ -15,7 +15,10 @@ arm64-v8a); pass their local paths. Output formats parsed, and where they come f
   ``Iteration %u of %u: %f ms`` per execution and ``Model executed successfully %u time(s) in
   %f ms.``; it has no warm-up flag, so the harness runs W+N executions and drops the first W.
   Older builds print only ``Model executed successfully.`` / the total line without per-iteration
-  lines: then only the mean is known and the other statistics stay null. ``--cpu_threads`` exists
+  lines: then only the mean is known and the other statistics stay null. Other runners (the
+  XNNPACK/QNN example runners, 2024/25) print ``%d inference took %f ms, avg %f ms``. A Release
+  build compiles ``ET_LOG`` out and prints no timing at all: that is an error telling to rebuild
+  with ``-DEXECUTORCH_ENABLE_LOGGING=ON``, never a cell with empty numbers. ``--cpu_threads`` exists
   in builds with ``ET_USE_THREADPOOL``. Not verified here against a real device (none attached).
 * LiteRT ``tensorflow/lite/tools/benchmark`` (README and its logs) prints
   ``count=N first=F curr=C min=A max=B avg=M std=S`` (newer builds add ``p5= median= p95=``;
@@ -25,7 +28,9 @@ arm64-v8a); pass their local paths. Output formats parsed, and where they come f
   init=.. overall=..``, ``Peak memory footprint (MB): init=.. overall=..`` or ``Overall peak
   memory footprint (MB) via periodic monitoring: X``), and the delegate line ``Replacing N out of
   M node(s) with delegate (...)``. It reports no p90/p99: those stay null. The parsers keep any
-  ``INFO: `` / logcat prefix. Captured examples: ``tests/fixtures/bench/``.
+  ``INFO: `` / logcat prefix. A failed run (``ERROR: Failed to apply GPU delegate.``,
+  ``ERROR: Benchmarking failed.``) is an error carrying the tool's own first error line.
+  Examples written from the tools' format strings: ``tests/fixtures/bench/``.
 
 iOS is not driven from here: open the ``.mlpackage`` in Xcode and use its Performance report
 (README "Benchmarks").
@@ -116,7 +121,8 @@ def parse_executor_runner(text: str, warmup: int = 0) -> dict:
 
     iters = [(int(i), float(ms)) for i, ms in re.findall(r"Iteration (\d+) of \d+: " + _NUM + " ms", text)]
     iters = [ms for _, ms in sorted(iters)]
-    total = re.search(r"Model executed successfully (\d+) time\(s\) in " + _NUM + " ms", text)
+    total = (re.search(r"Model executed successfully (\d+) time\(s\) in " + _NUM + " ms", text)
+             or re.search(r"(\d+) inference took " + _NUM + r" ms, avg " + _NUM + " ms", text))
     executions = int(total.group(1)) if total else (len(iters) or None)
     total_ms = float(total.group(2)) if total else None
     samples = iters[warmup:] if iters else []
@@ -126,6 +132,23 @@ def parse_executor_runner(text: str, warmup: int = 0) -> dict:
             "samples_ms": samples, "first_ms": iters[0] if iters else None, "executions": executions,
             "total_ms": total_ms, "mean_ms": mean,
             "ok": bool(total) or "Model executed successfully" in text}
+
+
+class DeviceToolError(Exception):
+    """A device tool ran but gave no usable timing; the message says why in one line."""
+
+
+def tool_error_line(text: str) -> str | None:
+    """The first error line a runtime tool printed (``ERROR: ...``, ``E ... executorch:...]``,
+    ``Failed to apply ... delegate``), prefixes stripped; None if there is none."""
+    for line in text.splitlines():
+        line = line.strip()
+        m = re.match(r"^(?:ERROR:\s*|E \d\d:\d\d:\d\d\.\d+ executorch:\S+\] )(.*)", line)
+        if m and m.group(1).strip():
+            return m.group(1).strip()
+        if re.search(r"Failed to apply .* delegate|Benchmarking failed", line):
+            return re.sub(r"^\w+:\s*", "", line)
+    return None
 
 
 def _kv(line: str) -> dict[str, float]:
@@ -162,6 +185,8 @@ def parse_benchmark_model(text: str) -> dict:
     out["memory_mb"] = mem
     d = re.search(r"Replacing (\d+) out of (\d+) node\(s\) with delegate", text)
     out["delegated_nodes"], out["total_nodes"] = (int(d.group(1)), int(d.group(2))) if d else (None, None)
+    failed = re.search(r"Failed to apply .* delegate|Benchmarking failed", text)
+    out["error"] = (tool_error_line(text) or failed.group(0)) if failed else None
     return out
 
 
@@ -212,8 +237,9 @@ def run(cmd: list[str], timeout: float = 900.0) -> str:
     if done.returncode != 0:
         from echoweave.edge.errors import EchoweaveError
 
-        raise EchoweaveError(f"{shlex.join(cmd)} failed (exit {done.returncode}): "
-                             f"{(done.stderr or done.stdout).strip()[-400:]}")
+        text = done.stdout + done.stderr
+        why = tool_error_line(text) or " ".join(text.strip()[-400:].split())
+        raise EchoweaveError(f"{shlex.join(cmd)} failed (exit {done.returncode}): {why}")
     return done.stdout + done.stderr
 
 
@@ -224,8 +250,13 @@ def device_facts(target: AdbTarget, runner=run) -> dict:
 
 def _method_timing(target, runner, tool, binary, art_file, method, warmup, runs, threads) -> dict:
     if tool == "executor_runner":
-        p = parse_executor_runner(runner(executor_runner_command(target, binary, art_file, method, warmup, runs,
-                                                                 threads)), warmup)
+        log = runner(executor_runner_command(target, binary, art_file, method, warmup, runs, threads))
+        p = parse_executor_runner(log, warmup)
+        if p["mean_ms"] is None:
+            why = tool_error_line(log)
+            raise DeviceToolError(f"executor_runner {art_file.name} {method}: " + (why or (
+                "printed no timing; a Release build compiles its logging out: rebuild executor_runner with "
+                "-DEXECUTORCH_ENABLE_LOGGING=ON (or a Debug build) to benchmark with it")))
         if p["samples_ms"]:
             stats = _stats_from_samples(p["samples_ms"])
         else:
@@ -234,10 +265,10 @@ def _method_timing(target, runner, tool, binary, art_file, method, warmup, runs,
         return {"stats": stats, "samples": p["samples_ms"], "load_ms": p["load_ms"], "first_ms": p["first_ms"],
                 "peak": None, "delegation": None}
     p = parse_benchmark_model(runner(benchmark_model_command(target, binary, art_file, method, warmup, runs, threads)))
+    if p["error"]:
+        raise DeviceToolError(f"benchmark_model {art_file.name} {method} failed: {p['error']}")
     if not p["runs"]:
-        from echoweave.edge.errors import EchoweaveError
-
-        raise EchoweaveError(f"benchmark_model printed no 'count=... avg=...' line for {art_file} {method}")
+        raise DeviceToolError(f"benchmark_model printed no 'count=... avg=...' line for {art_file.name} {method}")
     mem = p["memory_mb"]
     peak = mem.get("periodic_peak") or (mem.get("peak") or {}).get("overall")
     deleg = None if p["delegated_nodes"] is None else {
@@ -274,10 +305,16 @@ def run_android(folder: str | Path, manifest: dict, target: AdbTarget, executor_
             timing = {}
             for mode in modes:
                 methods = ["forward"] if mode == "window" else ["embed_frame", "classify_window"]
-                for method in methods:
-                    if method not in timing:
-                        timing[method] = _method_timing(target, runner, tool, binary, folder / art["methods"][method]["file"],
-                                                        art["methods"][method].get("entry", method), warmup, runs, t)
+                try:
+                    for method in methods:
+                        if method not in timing:
+                            timing[method] = _method_timing(target, runner, tool, binary,
+                                                            folder / art["methods"][method]["file"],
+                                                            art["methods"][method].get("entry", method), warmup, runs, t)
+                except DeviceToolError as exc:  # a failed cell is reported with the tool's reason, never empty
+                    skipped.append({"runtime": art["format"], "precision": art["precision"], "threads": t,
+                                    "mode": mode, "reason": f"failed: {exc}"})
+                    continue
                 notes = [f"{tool} on the device, inputs filled by the tool (no preprocessing)"]
                 if mode == "window":
                     w = timing["forward"]

@@ -3,21 +3,22 @@
     results = classify_paths(clf, "exams/")       # one FileResult per clip found, errors included
     for r in results: print(r.summary())
 
-A folder that directly holds images is one clip (a frame folder); other files are clips when
-their content (or extension) says DICOM or video; anything else (CSV, notes) is not a clip and is
-ignored. A clip that cannot be read (truncated, corrupt, zero frames) gives a `FileResult` with
+A folder whose images form one numbered sequence (``img_00001.jpg``, ``img_00002.jpg``...) is
+one clip (a frame folder); a folder of unrelated stills (different name patterns) is a folder of
+one-frame clips, each classified on its own with the still-image sector policy (see
+`Prediction.sector_method`). Other files are clips when their content (or extension) says DICOM
+or video; anything else (CSV, notes) is not a clip and is ignored. A clip that cannot be read (truncated, corrupt, zero frames) gives a `FileResult` with
 ``error`` set; the batch goes on with the other files. Long recordings (at least
 ``timeline_min_s`` seconds) also get a scan timeline (`echoweave.edge.timeline`).
 """
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from echoweave.edge.classifier import Classifier, Prediction
 from echoweave.edge.errors import ClipReadError, EchoweaveError
@@ -64,18 +65,32 @@ class FileResult:
         return out
 
     def summary(self) -> str:
-        """One line: path, view, confidence, uncertain flag, runtime, latency (or the error)."""
+        """One line: path, view, confidence, uncertain flag, runtime, latency (or the error); a
+        guessed sector and any warning follow on the same line."""
         if not self.ok:
             return f"{self.path}: ERROR {self.error}"
         p = self.prediction
         flag = "  UNCERTAIN" if p.uncertain else ""
+        guess = f", sector {p.sector_method}" if p.sector_method not in ("", "motion") else ""
+        warn = "".join(f"  WARNING: {w}" for w in p.warnings)
         return (f"{self.path}: {p.view} (class {p.class_id}) confidence {p.confidence:.3f}{flag}  "
-                f"[{p.runtime}, {p.latency_ms:.1f} ms, {self.frames} frames, {p.windows} windows]")
+                f"[{p.runtime}, {p.latency_ms:.1f} ms, {self.frames} frames, {p.windows} windows{guess}]{warn}")
+
+
+def is_frame_sequence(images: list[Path]) -> bool:
+    """True when image files are the numbered frames of one clip: every name is the same pattern
+    with a different number (``img_00001.jpg``, ``frame_2.png``...), one extension. Stills
+    named for what they show (``a4c.png``, ``psax_mid.jpg``) are not."""
+    if len(images) < 2:
+        return False
+    patterns = {(re.sub(r"\d+", "#", p.stem.lower()), p.suffix.lower()) for p in images}
+    return len(patterns) == 1 and "#" in next(iter(patterns))[0]
 
 
 def find_clips(path: str | Path) -> list[Path]:
     """Clips under ``path`` in sorted order: the path itself if it is a file or a frame folder,
-    else every DICOM/video file and frame folder below it (recursive, hidden entries skipped).
+    else every DICOM/video file, frame folder and still image below it (recursive, hidden entries
+    skipped). A folder of images that are not one numbered sequence gives one clip per image.
 
     Raises:
         ClipReadError: the path does not exist.
@@ -89,10 +104,13 @@ def find_clips(path: str | Path) -> list[Path]:
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         root = Path(root)
-        if list_frame_files(root):
+        images = list_frame_files(root)
+        sequence = is_frame_sequence(images)
+        if sequence:
             found.append(root)
         for name in sorted(files):
-            if not name.startswith(".") and detect_file_format(root / name) in ("dicom", "video"):
+            kinds = ("dicom", "video") if sequence else ("dicom", "video", "image")
+            if not name.startswith(".") and detect_file_format(root / name) in kinds:
                 found.append(root / name)
     return found
 
@@ -114,9 +132,7 @@ def classify_file(classifier: Classifier, path: str | Path, *, hop: int = 1, tim
         clip = read_clip(path, fps=fps)
         t0 = time.perf_counter()
         windows = classifier.predict_windows(clip, hop=hop)
-        probs = np.mean([w.probabilities for w in windows], axis=0)
-        pred = classifier.make_prediction(probs, windows[-1].frame_index, windows[-1].time_s,
-                                          (time.perf_counter() - t0) * 1000.0, windows=len(windows))
+        pred = classifier.combine_windows(windows, (time.perf_counter() - t0) * 1000.0)
     except EchoweaveError as exc:  # ClipReadError and friends: the message names file and problem
         msg = exc.problem if isinstance(exc, ClipReadError) and exc.path == str(path) else str(exc)
         return FileResult(str(path), error=msg)

@@ -43,12 +43,12 @@ import contextlib
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 
 from echoweave.edge.clip import Clip
-from echoweave.edge.errors import ClipReadError
+from echoweave.edge.errors import ArtifactError, ClipReadError, EchoweaveError
 from echoweave.edge.manifest import ManifestError, find_artifact, read_manifest, verify_artifact_files
 from echoweave.edge.preprocess import PreprocessSpec, preprocess_frames
 from echoweave.edge.runtime.base import (
@@ -59,7 +59,7 @@ from echoweave.edge.runtime.base import (
     require_runtime,
     runtime_available,
 )
-from echoweave.edge.sector import Sector, apply_sector, estimate_sector
+from echoweave.edge.sector import MAX_ESTIMATE_SIDE, Sector, apply_sector, estimate_sector, upscale_mask
 from echoweave.edge.image import rgb_to_gray
 
 __all__ = ["Classifier", "Prediction", "StreamInputError", "StreamingClassifier", "load", "softmax"]
@@ -83,6 +83,11 @@ class Prediction:
         latency_ms: wall time spent producing it (preprocessing + runtime).
         runtime: the runtime that produced it.
         windows: number of windows averaged (1 for a window prediction).
+        sector_method: how the fan was found: ``motion``, ``single_frame_brightness`` (a guess
+            from one frame or a motionless clip), ``whole_image`` (nothing found), ``given`` (by
+            the caller) or ``none`` (no masking); empty where not known.
+        warnings: what the caller should know about this result, e.g. a clip shorter than the
+            window that was padded.
     """
 
     view: str
@@ -95,12 +100,15 @@ class Prediction:
     latency_ms: float
     runtime: str = ""
     windows: int = 1
+    sector_method: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (probabilities as a list)."""
         return {"view": self.view, "class_id": self.class_id, "confidence": round(self.confidence, 6),
                 "uncertain": self.uncertain, "frame_index": self.frame_index, "time_s": round(self.time_s, 6),
                 "latency_ms": round(self.latency_ms, 3), "runtime": self.runtime, "windows": self.windows,
+                "sector_method": self.sector_method, "warnings": list(self.warnings),
                 "probabilities": [round(float(p), 6) for p in self.probabilities]}
 
 
@@ -176,10 +184,56 @@ def load(artifact_dir: str | Path, runtime: str | None = None, precision: str | 
         RuntimeNotAvailable: the runtime is not installed (names the pip package) or not usable here.
     """
     folder = Path(artifact_dir)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     manifest = read_manifest(folder)
     name, artifact = select_artifact(manifest, runtime, precision, str(folder))
     verify_artifact_files(folder, artifact)
-    return Classifier(folder, manifest, artifact, open_runtime(name, folder, artifact, threads=threads))
+    try:
+        adapter = open_runtime(name, folder, artifact, threads=threads)
+    except EchoweaveError:
+        raise
+    except Exception as exc:  # each engine raises its own types (RuntimeError, ValueError, InvalidProtobuf...)
+        raise ArtifactError(f"{_artifact_where(folder, artifact)}: {name} cannot load it ({_one_line(exc)})") from None
+    check_method_shapes(folder, manifest, artifact, adapter)
+    return Classifier(folder, manifest, artifact, adapter)
+
+
+def _one_line(exc: BaseException, limit: int = 240) -> str:
+    text = " ".join(str(exc).split()) or "no message"
+    text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _artifact_where(folder: Path, artifact: dict, method: str | None = None) -> str:
+    files = sorted({m["file"] for m in artifact["methods"].values()}) if method is None else \
+        [artifact["methods"][method]["file"]]
+    what = f"method {method!r} of " if method else ""
+    return f"{folder}: {what}artifact {artifact['id']!r} ({', '.join(files)})"
+
+
+def check_method_shapes(folder: Path, manifest: dict, artifact: dict, adapter) -> None:
+    """Compare each method's input shape, where the runtime declares one, with the manifest's.
+
+    A method whose ``file`` points at another method's graph loads fine in ONNX Runtime and
+    would fail only on the first call; here it fails at load, naming the artifact.
+
+    Raises:
+        ArtifactError: rank or a fixed dimension differs.
+    """
+    declared = getattr(adapter, "input_shape", None)
+    if declared is None:
+        return
+    spec = manifest["input_spec"]["methods"]
+    for method in artifact["methods"]:
+        if method not in spec:
+            continue
+        want = spec[method]["inputs"][0]["shape"]
+        got = declared(method)
+        # Dimension 0 is the batch; other dimensions that the graph fixes must match.
+        if len(got) != len(want) or any(isinstance(g, int) and g != w for g, w in zip(got[1:], want[1:])):
+            raise ArtifactError(f"{_artifact_where(folder, artifact, method)}: input shape {got} does not match the "
+                                f"manifest's {want} (does the method point at the wrong file?)")
 
 
 def _as_frames(clip_or_frames, fps: float | None, source: str = "frames") -> tuple[np.ndarray, float, str]:
@@ -238,8 +292,12 @@ class Classifier:
             x = x.astype(np.float16)
         else:
             x = np.ascontiguousarray(x, dtype=np.float32)
-        with self._lock:
-            out = self.adapter.run(method, x)
+        try:
+            with self._lock:
+                out = self.adapter.run(method, x)
+        except Exception as exc:  # engine errors (shape, corrupt kernel...) become one line naming the artifact
+            raise ArtifactError(f"{_artifact_where(self.folder, self.artifact, method)}: {self.runtime} failed to run "
+                                f"it ({_one_line(exc)})") from None
         out_dtype = self.artifact.get("output_dtype", "float32")
         if out_dtype in ("int8", "uint8") and out.dtype == np.dtype(out_dtype):
             return dequantize(out, self._quant(method, "output_quantization", out_dtype))
@@ -268,15 +326,24 @@ class Classifier:
                 spec has ``sector_mask: false``.
             source: used in error messages.
         """
+        return self.preprocess_with_sector(frames, sector, source)[0]
+
+    def preprocess_with_sector(self, frames: np.ndarray, sector: "Sector | str | None" = "auto",
+                               source: str = "frames") -> tuple[np.ndarray, str]:
+        """`preprocess`, also returning the sector method used (see `Prediction.sector_method`)."""
         if self.spec.grayscale and frames.ndim == 4:
             frames = rgb_to_gray(frames)  # (T, H, W)
+        method = "none"
         if self.spec.sector_mask and sector is not None:
             if isinstance(sector, str):
                 if sector != "auto":
                     raise ValueError(f"sector must be 'auto', None or a Sector, got {sector!r}")
-                sector = estimate_sector(frames)
+                sector = estimate_sector(frames)  # one frame (a still): the single-frame brightness policy
+                method = sector.method
+            else:
+                method = "given"
             frames = apply_sector(frames, sector)
-        return preprocess_frames(frames, self.spec, source)
+        return preprocess_frames(frames, self.spec, source), method
 
     # ---- predictions ---------------------------------------------------------------------
     def make_prediction(self, probs: np.ndarray, frame_index: int, time_s: float, latency_ms: float,
@@ -311,10 +378,13 @@ class Classifier:
         """
         frames, fps, source = _as_frames(clip_or_frames, fps)
         t0 = time.perf_counter()
-        x = self.preprocess(frames, sector, source)  # (N, C, S, S)
+        x, sector_method = self.preprocess_with_sector(frames, sector, source)  # (N, C, S, S)
         n = len(x)
+        warnings = []
         if n < self.frames:  # repeat the last frame (the samplers' short="repeat" policy)
             x = np.concatenate([x, np.repeat(x[-1:], self.frames - n, axis=0)])
+            warnings.append(f"{n} frame{'s' if n != 1 else ''}, shorter than the model's window of {self.frames}: "
+                            "padded by repeating the last frame")
         starts = self.window_starts(n, hop)
         if via == "features":
             feats = self.embed(x)  # (N', D)
@@ -327,7 +397,9 @@ class Classifier:
         out = []
         for s, z in zip(starts, logits):
             last = min(s + self.frames, n) - 1
-            out.append(self.make_prediction(softmax(z), last, last / fps, per_window))
+            pred = self.make_prediction(softmax(z), last, last / fps, per_window)
+            pred.sector_method, pred.warnings = sector_method, list(warnings)
+            out.append(pred)
         return out
 
     def predict(self, clip_or_frames, hop: int = 1, fps: float | None = None,
@@ -339,10 +411,16 @@ class Classifier:
         """
         t0 = time.perf_counter()
         windows = self.predict_windows(clip_or_frames, hop, fps, sector, via)
+        return self.combine_windows(windows, (time.perf_counter() - t0) * 1000.0)
+
+    def combine_windows(self, windows: list[Prediction], latency_ms: float) -> Prediction:
+        """The clip prediction from its window predictions: mean probabilities, the last window's
+        frame and time, and the windows' sector method and warnings."""
         probs = np.mean([w.probabilities for w in windows], axis=0)
         last = windows[-1]
-        return self.make_prediction(probs, last.frame_index, last.time_s, (time.perf_counter() - t0) * 1000.0,
-                                    windows=len(windows))
+        pred = self.make_prediction(probs, last.frame_index, last.time_s, latency_ms, windows=len(windows))
+        pred.sector_method, pred.warnings = last.sector_method, list(last.warnings)
+        return pred
 
     def stream(self, **kwargs) -> "StreamingClassifier":
         """A new `StreamingClassifier` over this model (keyword arguments go to its constructor)."""
@@ -411,6 +489,8 @@ class StreamingClassifier:
                              "(the exported classify_window takes exactly T features)")
         if sector_frames < 2:
             raise ValueError(f"sector_frames must be >= 2 (motion needs two frames), got {sector_frames}")
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < float("inf"):
+            raise ValueError(f"fps must be a positive number, got {fps!r}")
         self.classifier = classifier
         self.hop, self.window, self.fps = int(hop), classifier.frames, float(fps)
         self.refresh, self.sector_frames, self.change_threshold = refresh, int(sector_frames), float(change_threshold)
@@ -439,6 +519,16 @@ class StreamingClassifier:
         """The sector currently applied (None = whole image)."""
         return self._sector
 
+    @property
+    def sector_method(self) -> str:
+        """How the sector now applied was found (`Prediction.sector_method`); ``whole_image`` while
+        an ``"auto"`` stream still collects frames for its first estimate."""
+        if not self.classifier.spec.sector_mask or (not self.auto and self._sector is None):
+            return "none"
+        if not self.auto:
+            return "given"
+        return self._sector.method if self._sector is not None else "whole_image"
+
     def _embed(self, gray: np.ndarray, sector: Sector | None) -> np.ndarray:
         x = self.classifier.preprocess(gray[None], sector)  # (1, C, S, S)
         return self.classifier.run("embed_frame", x)[0]  # (D,)
@@ -446,23 +536,31 @@ class StreamingClassifier:
     def _static_change(self, gray: np.ndarray) -> float:
         if self._reference is None or self._sector is None:
             return 0.0
-        static = ~self._sector.mask[::4, ::4]
+        grid = 4 * _estimate_step(gray.shape)
+        static = ~self._sector.mask[::grid, ::grid]
         if not static.any():
             return 0.0
-        return float(np.abs(gray[::4, ::4][static].astype(np.float32) - self._reference).mean())
+        return float(np.abs(gray[::grid, ::grid][static].astype(np.float32) - self._reference).mean())
 
     def _update_sector(self, gray: np.ndarray) -> bool:
         """Advance the "auto" sector state with one frame; True if the sector changed."""
+        # Frames wait for the estimate at estimate size (a strided copy, at most MAX_ESTIMATE_SIDE
+        # on the longer side): 16 of them cost little whatever the camera's resolution.
+        step = _estimate_step(gray.shape)
+        small = gray[::step, ::step].copy() if step > 1 else gray
         if self._sector is None or self._pending or not self._sector.from_motion:
-            self._pending.append(gray)
+            self._pending.append(small)
         elif self.refresh and self._static_change(gray) > self.change_threshold:
-            self._pending = [gray]  # the picture changed: collect frames for a new estimate
+            self._pending = [small]  # the picture changed: collect frames for a new estimate
         if len(self._pending) < self.sector_frames:
             return False
-        stack = np.stack(self._pending)  # (N, H, W)
+        stack = np.stack(self._pending)  # (N, H / step, W / step)
         self._pending = []
-        sector = estimate_sector(stack)
-        static = ~sector.mask[::4, ::4]
+        sector = estimate_sector(stack, max_side=0)
+        if step > 1:
+            mask = upscale_mask(sector.mask, step, gray.shape)
+            sector = Sector(mask, _sector_from_mask(mask).bbox, sector.method)
+        static = ~sector.mask[:: 4 * step, :: 4 * step]
         self._reference = stack[:, ::4, ::4].mean(0, dtype=np.float32)[static]
         self._sector = sector
         self.sector_updates += 1
@@ -480,8 +578,9 @@ class StreamingClassifier:
                 state is left exactly as it was.
         """
         _check_stream_frame(frame)
-        if time_s is not None and not np.isfinite(time_s):
-            raise StreamInputError(f"time_s must be finite, got {time_s}")
+        if time_s is not None and (isinstance(time_s, (bool, np.bool_)) or not isinstance(time_s, (int, float, np.number))
+                                   or not np.isfinite(time_s)):
+            raise StreamInputError(f"time_s must be finite (a number of seconds), got {time_s!r}")
         t0 = time.perf_counter()
         gray = rgb_to_gray(frame) if frame.ndim == 3 else frame.copy()  # (H, W)
         with self._lock:
@@ -506,8 +605,16 @@ class StreamingClassifier:
             if len(self._features) < self.window or (index + 1 - self.window) % self.hop:
                 return None
             logits = self.classifier.classify_features(np.stack(self._features))  # (K,)
+            method = self.sector_method
         when = index / self.fps if time_s is None else float(time_s)
-        return self.classifier.make_prediction(softmax(logits), index, when, (time.perf_counter() - t0) * 1000.0)
+        pred = self.classifier.make_prediction(softmax(logits), index, when, (time.perf_counter() - t0) * 1000.0)
+        pred.sector_method = method
+        return pred
+
+
+def _estimate_step(shape: tuple[int, ...]) -> int:
+    """Stride that brings a frame to at most `MAX_ESTIMATE_SIDE` pixels on its longer side."""
+    return -(-max(shape[:2]) // MAX_ESTIMATE_SIDE)
 
 
 def _sector_from_mask(mask: np.ndarray) -> Sector:

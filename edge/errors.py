@@ -20,3 +20,9 @@ class ClipReadError(EchoweaveError, ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class ArtifactError(EchoweaveError):
+    """An exported artifact passed its sha256 check but its runtime cannot load or run it
+    (a corrupt program, a method pointing at the wrong file, shapes that disagree with the
+    manifest). The message names the artifact folder, the artifact id and its file."""

@@ -38,6 +38,7 @@ graph's file (ONNX, one file per method). Paths are relative to the manifest's f
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -53,10 +54,6 @@ FORMATS = ("executorch", "onnx", "litert", "coreml")
 PRECISIONS = ("fp32", "fp16", "int8")
 METHODS = ("forward", "embed_frame", "classify_window")
 AGGREGATIONS = ("window", "mean_vote")
-
-_REQUIRED = ("schema_version", "model_id", "model", "classes", "frames", "aggregation", "uncertain_threshold",
-             "preprocessing", "input_spec", "methods", "artifacts")
-_ARTIFACT_REQUIRED = ("id", "format", "backend", "precision", "files", "methods")
 
 
 class ManifestError(EchoweaveError, ValueError):
@@ -85,49 +82,105 @@ def file_bytes(path: str | Path) -> int:
     return path.stat().st_size
 
 
+SCHEMA_FILE = Path(__file__).with_name("manifest.schema.json")
+
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    import jsonschema
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _where_in(error) -> str:
+    """``artifacts[0].methods`` style location of a schema error (empty at the top level)."""
+    out = ""
+    for part in error.absolute_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())  # one line, whatever the value held
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def validate_manifest(data: Any, where: str = MANIFEST) -> dict:
-    """Check structure and values; returns ``data`` unchanged or raises `ManifestError`."""
+    """Check a manifest against ``manifest.schema.json`` and the rules that span fields.
+
+    The schema (jsonschema, Draft 2020-12) checks types, required keys and allowed values; then
+    class ids must be 0..K-1 in order, ``frames`` and the class count must equal the input spec's
+    (and its methods' shapes), ``crop <= resize``, artifact ids are unique, every method names one
+    of its artifact's files, and file paths stay inside the folder.
+
+    Returns:
+        ``data`` unchanged.
+
+    Raises:
+        ManifestError: one line naming ``where``, the field and the problem.
+    """
     if not isinstance(data, dict):
         raise ManifestError(f"{where}: a manifest is a JSON object, got {type(data).__name__}")
-    missing = [k for k in _REQUIRED if k not in data]
-    if missing:
-        raise ManifestError(f"{where}: missing keys {missing}")
-    version = data["schema_version"]
-    if not isinstance(version, int) or version < 1:
-        raise ManifestError(f"{where}: schema_version must be a positive integer, got {version!r}")
-    if version > SCHEMA_VERSION:
+    version = data.get("schema_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ManifestError(f"{where}: manifest schema {version} is newer than this echoweave understands "
                             f"({SCHEMA_VERSION}); upgrade echoweave")
-    classes = data["classes"]
-    if not classes or [c.get("id") for c in classes] != list(range(len(classes))):
-        raise ManifestError(f"{where}: classes must be a non-empty list with ids 0..K-1 in order")
-    if data["aggregation"] not in AGGREGATIONS:
-        raise ManifestError(f"{where}: aggregation must be one of {AGGREGATIONS}, got {data['aggregation']!r}")
-    if not isinstance(data["frames"], int) or data["frames"] < 1:
-        raise ManifestError(f"{where}: frames must be a positive integer")
-    thr = data["uncertain_threshold"]
-    if not isinstance(thr, (int, float)) or not 0.0 <= thr <= 1.0:
-        raise ManifestError(f"{where}: uncertain_threshold must be in [0, 1], got {thr!r}")
+    # The first problem: lowest list index, then key name (jsonschema's best_match prefers the last sibling).
+    error = min(_validator().iter_errors(data), default=None,
+                key=lambda e: [(0, part, "") if isinstance(part, int) else (1, 0, str(part))
+                               for part in e.absolute_path])
+    if error is not None:
+        field = _where_in(error)
+        raise ManifestError(f"{where}: {field + ': ' if field else ''}{_short(error.message)}")
+    _check_consistency(data, where)
+    return data
+
+
+def _check_consistency(data: dict, where: str) -> None:
+    """The rules the schema cannot state: they relate two fields of one manifest."""
+    from echoweave.edge.preprocess import PreprocessSpec
+
+    classes, frames, spec = data["classes"], data["frames"], data["input_spec"]
+    if [c["id"] for c in classes] != list(range(len(classes))):
+        raise ManifestError(f"{where}: classes: ids must be 0..{len(classes) - 1} in order, got "
+                            f"{_short([c['id'] for c in classes], 80)}")
+    if len({c["name"] for c in classes}) != len(classes):
+        raise ManifestError(f"{where}: classes: names must be unique")
+    if spec["frames"] != frames:
+        raise ManifestError(f"{where}: frames is {frames} but input_spec.frames is {spec['frames']}")
+    if spec["num_classes"] != len(classes):
+        raise ManifestError(f"{where}: {len(classes)} classes but input_spec.num_classes is {spec['num_classes']}")
+    for method, io in spec["methods"].items():
+        for out in io["outputs"]:
+            if out.get("name") == "logits" and out["shape"][-1] != len(classes):
+                raise ManifestError(f"{where}: input_spec.methods.{method} outputs {out['shape'][-1]} logits but "
+                                    f"there are {len(classes)} classes")
+        for inp in io["inputs"]:
+            if inp.get("layout", "").startswith("NT") and inp["shape"][1] != frames:
+                raise ManifestError(f"{where}: input_spec.methods.{method} takes {inp['shape'][1]} frames but "
+                                    f"frames is {frames}")
+    try:
+        PreprocessSpec.from_dict(data["preprocessing"])
+    except ValueError as exc:
+        raise ManifestError(f"{where}: preprocessing: {exc}") from None
     ids = set()
     for i, art in enumerate(data["artifacts"]):
-        miss = [k for k in _ARTIFACT_REQUIRED if k not in art]
-        if miss:
-            raise ManifestError(f"{where}: artifact {i} misses {miss}")
         if art["id"] in ids:
             raise ManifestError(f"{where}: duplicate artifact id {art['id']!r}")
         ids.add(art["id"])
-        if art["format"] not in FORMATS or art["precision"] not in PRECISIONS:
-            raise ManifestError(f"{where}: artifact {art['id']!r} has format {art['format']!r} / precision "
-                                f"{art['precision']!r}; known {FORMATS} / {PRECISIONS}")
-        paths = {f["path"] for f in art["files"]}
+        paths = [f["path"] for f in art["files"]]
+        for path in paths:
+            parts = Path(path).parts
+            if Path(path).is_absolute() or ".." in parts or "\\" in path:
+                raise ManifestError(f"{where}: artifacts[{i}] ({art['id']}): file path {path!r} must be "
+                                    "relative to the folder")
         for name, m in art["methods"].items():
-            if name not in METHODS or m.get("file") not in paths:
-                raise ManifestError(f"{where}: artifact {art['id']!r} method {name!r} must be one of {METHODS} "
-                                    "and name one of the artifact's files")
-        for f in art["files"]:
-            if Path(f["path"]).is_absolute() or ".." in Path(f["path"]).parts:
-                raise ManifestError(f"{where}: artifact file path {f['path']!r} must be relative to the folder")
-    return data
+            if m["file"] not in paths:
+                raise ManifestError(f"{where}: artifacts[{i}] ({art['id']}): method {name!r} names file "
+                                    f"{m['file']!r}, which is not one of the artifact's files")
 
 
 def read_manifest(folder: str | Path) -> dict:
@@ -159,14 +212,36 @@ def write_manifest(folder: str | Path, data: dict) -> Path:
     return path
 
 
+def check_inside(folder: str | Path, path: str | Path) -> None:
+    """Refuse ``path`` (and, for a folder such as an .mlpackage, anything below it) if its real
+    location, symlinks resolved, is outside ``folder``.
+
+    Raises:
+        ManifestError: naming the path and where it really leads.
+    """
+    root = os.path.realpath(folder)
+    entries = [str(path)]
+    if os.path.isdir(path):
+        for base, dirs, files in os.walk(os.path.realpath(path)):  # links inside are listed, not followed
+            entries += [os.path.join(base, n) for n in dirs + files]
+    for entry in entries:
+        real = os.path.realpath(entry)
+        if os.path.commonpath([root, real]) != root:
+            raise ManifestError(f"{entry}: leads outside the artifact folder (to {real}); refused")
+
+
 def verify_artifact_files(folder: str | Path, artifact: dict) -> None:
     """Check every file of an artifact exists and matches its recorded sha256 and size.
 
+    Every path is resolved first (symlinks followed) and must stay inside ``folder``: a link such
+    as ``evil -> /etc`` with a path ``evil/passwd`` is refused before anything reads it.
+
     Raises:
-        ManifestError: a file is absent, or was changed/tampered with since export.
+        ManifestError: a file is absent, outside the folder, or was changed/tampered with since export.
     """
     for f in artifact["files"]:
         p = Path(folder) / f["path"]
+        check_inside(folder, p)
         if not p.exists():
             raise ManifestError(f"{p}: artifact file named in the manifest is missing")
         if "bytes" in f and file_bytes(p) != f["bytes"]:

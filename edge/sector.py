@@ -17,6 +17,11 @@ This is also the de-identification step for pixels: `apply_sector` zeroes every 
 the mask (burned-in names and dates included) and crops to the mask's bounding box. The
 estimate itself is computed from pixel statistics only and never reads or stores header data.
 
+Large frames are estimated on a strided copy at most `MAX_ESTIMATE_SIDE` (512) pixels on the
+longer side, and the mask is scaled back up: a 10000 x 10000 frame costs the estimate what a
+500 x 500 one does (the fan is a large smooth shape; 1/20 of its edge resolution loses nothing a
+224-pixel model input could see).
+
 A single frame (or a frozen loop with no motion) cannot reveal the fan. Then the fallback is the
 largest non-dark connected region, row/column filled (text is usually small separate blobs),
 or the whole image if that region is implausibly small; ``Sector.method`` says which was used
@@ -32,6 +37,7 @@ import numpy as np
 from echoweave.edge.clip import Clip
 from echoweave.edge.image import rgb_to_gray
 
+MAX_ESTIMATE_SIDE = 512  # longer side of the frames the estimate runs on
 MOTION = "motion"
 BRIGHTNESS = "single_frame_brightness"
 WHOLE_IMAGE = "whole_image"
@@ -134,9 +140,19 @@ def _clean(active: np.ndarray, smooth: int) -> np.ndarray:
     return fill_convexish(largest_component(active))
 
 
+def open_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Morphological opening with a ``size x size`` square: erase every structure thinner than
+    ``size`` (lines, text strokes) and keep the rest as it was."""
+    eroded = box_mean(mask, size) > 1.0 - 1e-6  # every pixel of the window set
+    return (box_mean(eroded, size) > 1e-6) & mask
+
+
 def _fallback(gray: np.ndarray, smooth: int, min_fraction: float) -> Sector:
     h, w = gray.shape[1:]
     bright = gray.max(0) > 8  # "non-dark": above the black background of the display
+    # An ECG trace or depth scale drawn against the fan joins it into one bright region; they are
+    # thin lines, so an opening wider than a line cuts them off before the largest region is taken.
+    bright = open_mask(bright, max(5, min(h, w) // 20) | 1)
     mask = _clean(bright, smooth)
     if mask.mean() >= min_fraction:
         return Sector(mask, _bbox(mask), BRIGHTNESS)
@@ -150,6 +166,7 @@ def estimate_sector(
     threshold: float | None = None,
     smooth: int | None = None,
     min_fraction: float = 0.05,
+    max_side: int = MAX_ESTIMATE_SIDE,
 ) -> Sector:
     """Estimate the ultrasound fan from the pixels that change over the clip.
 
@@ -163,13 +180,21 @@ def estimate_sector(
         smooth: majority-filter window in pixels; default ``max(3, min(H, W) // 40)`` (odd).
         min_fraction: a moving region smaller than this share of the image is not trusted and
             the single-frame fallback is used instead.
+        max_side: frames larger than this on their longer side are estimated on every k-th
+            pixel (k = ceil(side / max_side)) and the mask scaled back; 0 = full resolution.
 
     Returns:
         A `Sector`; ``method`` tells whether it came from motion or a fallback.
     """
-    gray = rgb_to_gray(frames) if frames.ndim == 4 else np.asarray(frames)
-    if gray.ndim != 3 or gray.shape[0] == 0:
+    if frames.ndim not in (3, 4) or frames.shape[0] == 0:
         raise ValueError(f"frames must be (T, H, W) or (T, H, W, 3) with T >= 1, got {frames.shape}")
+    step = -(-max(frames.shape[1:3]) // max_side) if max_side else 1
+    if step > 1:  # bounded work and memory: estimate on a strided view, scale the mask back up
+        small = estimate_sector(frames[:, ::step, ::step], threshold=threshold, min_fraction=min_fraction,
+                                smooth=None if smooth is None else max(3, smooth // step) | 1, max_side=0)
+        mask = upscale_mask(small.mask, step, frames.shape[1:3])
+        return Sector(mask, _bbox(mask), small.method)
+    gray = rgb_to_gray(frames) if frames.ndim == 4 else np.asarray(frames)
     h, w = gray.shape[1:]
     if smooth is None:
         smooth = max(3, min(h, w) // 40) | 1
@@ -182,6 +207,11 @@ def estimate_sector(
     if mask.mean() < min_fraction:  # frozen loop or near-static clip: motion says nothing
         return _fallback(gray, smooth, min_fraction)
     return Sector(mask, _bbox(mask), MOTION)
+
+
+def upscale_mask(mask: np.ndarray, step: int, shape: tuple[int, int]) -> np.ndarray:
+    """A mask estimated on every ``step``-th pixel, scaled back to ``shape`` (nearest neighbour)."""
+    return np.repeat(np.repeat(mask, step, axis=0), step, axis=1)[: shape[0], : shape[1]]
 
 
 def apply_sector(frames: np.ndarray, sector: Sector) -> np.ndarray:

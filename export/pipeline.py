@@ -232,6 +232,17 @@ def eager_logits(model, windows: np.ndarray, batch: int = 16) -> np.ndarray:
                                for i in range(0, len(windows), batch)])
 
 
+def eager_features(model, windows: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Eager fp32 ``embed_frame`` features ``(N, T, D)`` of windows ``(N, T, C, S, S)``."""
+    import torch
+
+    frames = windows.reshape(-1, *windows.shape[2:])  # (N*T, C, S, S)
+    with torch.no_grad():
+        feats = np.concatenate([model.embed_frame(torch.from_numpy(frames[i : i + batch])).numpy()
+                                for i in range(0, len(frames), batch)])
+    return feats.reshape(windows.shape[0], windows.shape[1], -1)
+
+
 # ---- plan ------------------------------------------------------------------------------------
 def plan_exports(formats, precisions, model_name: str) -> tuple[list[tuple[str, str]], list[dict]]:
     """``(todo [(format, precision)], skipped [{format, precision, reason}])`` from the tables."""
@@ -360,12 +371,13 @@ def verify(folder: Path, records: list[ArtifactRecord], model, held, meta: dict,
     from echoweave.train.evaluation import clip_and_video_metrics
 
     reference = eager_logits(model, held.windows)
+    features = eager_features(model, held.windows)
     names = list(meta["class_names"])
     result = clip_and_video_metrics(held.labels, softmax(reference, axis=1), names, held.clip_ids)
     metrics = {"window": result["clip"], "clip": result["video"]}
     rows = []
     for record in records:
-        rows.append(parity_entry(folder, record, held.windows, held.labels, reference)
+        rows.append(parity_entry(folder, record, held.windows, held.labels, reference, eager_features=features)
                     if load_runner(record.format) is not None else not_run_entry(record))
     patients = sorted({str(store.patients[c]) for c in set(held.clip_ids.tolist())})
     report = {"model_id": model_id, "reference": "eager PyTorch fp32 forward",

@@ -11,6 +11,7 @@ README's command-line section; boolean options are bare flags with a ``--no-`` f
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from jsonargparse import CLI, auto_parser, set_parsing_settings
@@ -55,14 +56,25 @@ def main(argv: list[str] | None = None):
     """Run the CLI (argv defaults to sys.argv[1:]).
 
     Errors echoweave raises on purpose (bad input, missing files, mismatched models) print as
-    one line naming the file and the problem, with exit status 2, instead of a traceback.
+    one line naming the file and the problem, with exit status 2, instead of a traceback; so do
+    the ValueErrors of the library's own checks (``models --backbone foo``) and OSErrors (a
+    folder that cannot be written), prefixed with the subcommand. ``ECHOWEAVE_TRACEBACK=1`` shows
+    the traceback instead.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         return CLI(COMMANDS, args=rewrite_argv(args), **PARSER_OPTIONS)
-    except EchoweaveError as exc:
-        print(f"echoweave: error: {exc}", file=sys.stderr)
+    except (EchoweaveError, ValueError, OSError) as exc:
+        if os.environ.get("ECHOWEAVE_TRACEBACK"):
+            raise
+        where = "" if isinstance(exc, EchoweaveError) else f"{_subcommand(args)}: "
+        print(f"echoweave: error: {where}{' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _subcommand(args: list[str]) -> str:
+    words = [a for a in args[:2] if not a.startswith("-")]
+    return " ".join(words[:2] if words[:1] == ["data"] else words[:1]) or "echoweave"
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ from pathlib import Path
 from echoweave.edge.clip import Clip
 from echoweave.edge.errors import ClipReadError
 from echoweave.edge.readers.dicom import dicom_header_facts, is_dicom_file, pseudonymize_patient_id, read_dicom
-from echoweave.edge.readers.frames import IMAGE_EXTENSIONS, list_frame_files, natural_key, read_frame_folder, read_image
+from echoweave.edge.readers.frames import IMAGE_EXTENSIONS, check_fps, list_frame_files, natural_key, read_frame_folder, read_image
 from echoweave.edge.readers.video import VIDEO_EXTENSIONS, read_video, video_stream_facts
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "detect_file_format", "dicom_header_facts", "is_dicom_file",
+    "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "check_fps", "detect_file_format", "dicom_header_facts", "is_dicom_file",
     "list_frame_files", "natural_key", "pseudonymize_patient_id", "read_clip", "read_dicom",
     "read_frame_folder", "read_image", "read_video", "video_stream_facts",
 ]
@@ -67,6 +67,7 @@ def read_clip(path: str | Path, *, gray: bool = True, fps: float | None = None, 
         ClipReadError: missing path, unknown format, or a reader's own error.
     """
     path = Path(path)
+    fps = check_fps(fps, path)
     if path.is_dir():
         return read_frame_folder(path, gray=gray, fps=fps, **kw)
     if not path.exists():

@@ -146,6 +146,32 @@ def _to_uint8(arr: np.ndarray, ds, photometric: str) -> np.ndarray:
     return np.clip(np.rint((x - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
 
 
+def frames_held(ds) -> int | None:
+    """How many frames the pixel data really holds, from its length (native) or its fragments
+    (encapsulated), without decoding; None when that cannot be told.
+
+    Checked against NumberOfFrames before decoding, so a header that declares 100000 frames is
+    reported as such instead of as the decoder's own failure (or an attempt to allocate them).
+    """
+    from pydicom.encaps import parse_basic_offsets, parse_fragments
+
+    data = ds.get("PixelData")
+    if data is None:
+        return None
+    try:
+        if ds.file_meta.TransferSyntaxUID.is_encapsulated:
+            offsets = parse_basic_offsets(data)
+            fragments, _ = parse_fragments(data)
+            return len(offsets) if offsets else fragments  # no offset table: one frame per fragment
+        bits = int(ds.get("BitsAllocated", 8))
+        if bits % 8:
+            return None  # 1-bit overlays pack frames across byte boundaries
+        frame_bytes = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * bits // 8
+        return len(data) // frame_bytes if frame_bytes else None
+    except Exception:  # an unparsable fragment table: let the decoder name the problem
+        return None
+
+
 def read_dicom(path: str | Path, *, gray: bool = True) -> Clip:
     """Read a DICOM image or cine loop.
 
@@ -168,6 +194,10 @@ def read_dicom(path: str | Path, *, gray: bool = True) -> Clip:
         raise ClipReadError(path, "DICOM file has no pixel data")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     declared = int(ds.get("NumberOfFrames", 1) or 1)
+    held = frames_held(ds)
+    if held is not None and held < declared:
+        raise ClipReadError(path, f"header declares {declared} frames, holds {held} (truncated file or a wrong "
+                                  "NumberOfFrames)")
     # pydicom 3's decoder converts YCbCr to RGB where it can (raw=False) and reports the
     # photometric interpretation of what it returns, so we never convert twice.
     try:

@@ -17,6 +17,20 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 DEFAULT_FPS = 30.0
 
 
+def check_fps(fps: float | None, where: str | Path) -> float | None:
+    """``fps`` as a float, or None; 0, negative, NaN or infinite rates are a `ClipReadError`
+    (a rate of 0 used to become the 30 fps default without a word)."""
+    if fps is None:
+        return None
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise ClipReadError(where, f"fps must be a positive number, got {fps!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise ClipReadError(where, f"fps must be a positive number, got {fps!r}")
+    return value
+
+
 def natural_key(name: str) -> list:
     """Sort key that compares digit runs as numbers (``f2`` < ``f10``)."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
@@ -73,6 +87,7 @@ def read_frame_folder(
         ClipReadError: missing folder, no images, count mismatch, unreadable or differently sized images.
     """
     folder = Path(folder)
+    fps = check_fps(fps, folder)
     if not folder.is_dir():
         raise ClipReadError(folder, "frame folder not found")
     files = list_frame_files(folder)

@@ -55,6 +55,11 @@ class LiteRTAdapter:
             runner = interp.get_signature_runner(entry)
             self._runners[method] = (runner, next(iter(runner.get_input_details())))
 
+    def input_shape(self, method: str) -> list:
+        """Declared shape of a method's input signature tensor."""
+        runner, key = self._runners[method]
+        return [int(d) for d in runner.get_input_details()[key]["shape"]]
+
     def run(self, method: str, x: np.ndarray) -> np.ndarray:
         runner, key = self._runners[method]
         outputs = runner(**{key: x})

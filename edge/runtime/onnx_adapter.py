@@ -39,6 +39,10 @@ class OnnxRuntimeAdapter:
             sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
             self._sessions[method] = (sess, sess.get_inputs()[0].name, sess.get_outputs()[0].name)
 
+    def input_shape(self, method: str) -> list:
+        """Declared shape of a method's input (ints; a name or None where the graph leaves it free)."""
+        return list(self._sessions[method][0].get_inputs()[0].shape)
+
     def run(self, method: str, x: np.ndarray) -> np.ndarray:
         sess, inp, out = self._sessions[method]
         return sess.run([out], {inp: x})[0]

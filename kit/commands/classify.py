@@ -11,8 +11,9 @@ any clip failed.
 from __future__ import annotations
 
 import csv as csv_lib
+import io
 import json as json_lib
-import os
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -22,26 +23,70 @@ from echoweave.edge.errors import EchoweaveError
 
 
 def _write_csv(path: Path, results) -> None:
+    from echoweave.edge.atomic import write_text_atomic
+
     cols = ["path", "ok", "view", "class_id", "confidence", "uncertain", "runtime", "latency_ms", "frames",
-            "duration_s", "error"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
-        writer = csv_lib.DictWriter(fh, fieldnames=cols)
-        writer.writeheader()
-        for r in results:
-            p = r.prediction
-            writer.writerow({"path": r.path, "ok": r.ok, "view": p.view if p else "", "class_id": p.class_id if p else "",
-                             "confidence": f"{p.confidence:.6f}" if p else "", "uncertain": p.uncertain if p else "",
-                             "runtime": p.runtime if p else "", "latency_ms": f"{p.latency_ms:.3f}" if p else "",
-                             "frames": r.frames, "duration_s": f"{r.duration_s:.3f}", "error": r.error or ""})
-    os.replace(tmp, path)
+            "duration_s", "sector_method", "warnings", "error"]
+    buf = io.StringIO(newline="")
+    writer = csv_lib.DictWriter(buf, fieldnames=cols)
+    writer.writeheader()
+    for r in results:
+        p = r.prediction
+        writer.writerow({"path": r.path, "ok": r.ok, "view": p.view if p else "", "class_id": p.class_id if p else "",
+                         "confidence": f"{p.confidence:.6f}" if p else "", "uncertain": p.uncertain if p else "",
+                         "runtime": p.runtime if p else "", "latency_ms": f"{p.latency_ms:.3f}" if p else "",
+                         "frames": r.frames, "duration_s": f"{r.duration_s:.3f}",
+                         "sector_method": p.sector_method if p else "", "warnings": "; ".join(p.warnings) if p else "",
+                         "error": r.error or ""})
+    write_text_atomic(path, buf.getvalue())
 
 
-def _timeline_paths(out: Path, result, many: bool) -> Path:
-    if not many:
-        return out
-    return out.with_name(f"{out.stem}_{Path(result.path).name.replace('.', '_')}{out.suffix or '.png'}")
+def check_output_file(value: str, flag: str, suffixes: tuple[str, ...], inputs: Path) -> Path:
+    """Refuse an output path before any work: a folder, a wrong suffix, one of the inputs, or a
+    place that cannot be written (probed with an anonymous temporary file, so nothing stays).
+
+    Raises:
+        EchoweaveError: naming the flag, the path and the problem.
+    """
+    out = Path(value)
+    if out.is_dir():
+        raise EchoweaveError(f"{flag} {out}: is a folder; give a file name such as {out / ('results' + suffixes[0])}")
+    if out.suffix.lower() not in suffixes:
+        raise EchoweaveError(f"{flag} {out}: must end in {' or '.join(suffixes)}")
+    if out.exists() and inputs.exists() and (out.resolve() == inputs.resolve()):
+        raise EchoweaveError(f"{flag} {out}: is the input itself; refusing to overwrite it")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise EchoweaveError(f"{flag} {out}: {parent} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise EchoweaveError(f"{flag} {out}: cannot write in {parent} ({exc.strerror or exc})") from None
+    return out
+
+
+def timeline_paths(out: Path, results, root: Path) -> dict[str, Path]:
+    """Where each result's timeline goes: ``out`` for one; with several, ``out`` plus the clip's
+    path below the input ``root`` (``timeline_a_scan_mp4.png``, ``timeline_b_scan_mp4.png``), so
+    two clips of the same name in different folders never share a file."""
+    with_timeline = [r for r in results if r.timeline is not None]
+    if len(with_timeline) <= 1:
+        return {r.path: out for r in with_timeline}
+    paths, taken = {}, set()
+    for r in with_timeline:
+        clip = Path(r.path)
+        rel = clip.relative_to(root) if root.is_dir() and clip.is_relative_to(root) else Path(clip.name)
+        stem = f"{out.stem}_{'_'.join(rel.parts).replace('.', '_')}"
+        name, n = stem, 1
+        while name in taken:
+            n += 1
+            name = f"{stem}_{n}"
+        taken.add(name)
+        paths[r.path] = out.with_name(name + (out.suffix or ".png"))
+    return paths
 
 
 def _print_timeline(tl) -> None:
@@ -78,6 +123,17 @@ def classify(path: str, model: str = "", runtime: Literal["executorch", "onnxrun
     """
     if not model:
         raise EchoweaveError("--model is required (an exported artifacts/<model_id> folder holding manifest.json)")
+    # Every option is checked before the model is loaded or a clip is read.
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise EchoweaveError(f"--fps must be a positive frame rate, got {fps}")
+    if threads < 0:
+        raise EchoweaveError(f"--threads must be 0 (the runtime's default) or a positive count, got {threads}")
+    if hop < 1:
+        raise EchoweaveError(f"--hop must be at least 1 frame, got {hop}")
+    if csv:
+        check_output_file(csv, "--csv", (".csv",), Path(path))
+    if timeline:
+        check_output_file(timeline, "--timeline", (".png",), Path(path))
     from echoweave.edge.batch import classify_paths
     from echoweave.edge.classifier import load
 
@@ -87,12 +143,12 @@ def classify(path: str, model: str = "", runtime: Literal["executorch", "onnxrun
     if not results:
         print(f"echoweave: error: {path}: no DICOM, video or frame folder found", file=sys.stderr)
         raise SystemExit(1)
-    many = sum(r.timeline is not None for r in results) > 1
     written = {}
     if timeline:
+        pngs = timeline_paths(Path(timeline), results, Path(path))
         for r in results:
-            if r.timeline is not None:
-                png = _timeline_paths(Path(timeline), r, many)
+            if r.path in pngs:
+                png = pngs[r.path]
                 r.timeline.plot(png, title=f"{Path(r.path).name}: {clf.manifest['model_id']} ({clf.runtime})")
                 r.timeline.write_json(png.with_suffix(".json"))
                 written[r.path] = str(png)

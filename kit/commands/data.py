@@ -37,6 +37,11 @@ def inspect(path: str, json: bool = False, class_set: Literal["ned12", "ned16"] 
         print("splits: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["splits"].items())))
     for reason, n in sorted(summary["skipped"].items()):
         print(f"skipped {n}: {reason}")
+    for line in summary["skipped_files"]:
+        print(f"  skipped {line}")
+    listed = len(summary["skipped_files"])
+    if listed < sum(summary["skipped"].values()):
+        print(f"  ... the first {listed} skipped files are listed")
 
 
 SYNTH_LAYOUTS = ("ned", "ev9v", "dicom", "video")

@@ -56,8 +56,9 @@ def export(checkpoint: str, out: str = "artifacts", formats: str = "executorch,o
     for art in result.manifest["artifacts"]:
         size = art["files"][0]["bytes"] / 1e6  # the shipped file (.pte/.onnx/.tflite/.mlpackage)
         par = result.manifest["parity"].get(art["id"], {})
-        agree = f"agreement {par['top1_agreement']:.1%}, max |dlogit| {par['max_abs_logit_diff']:.1e}" \
-            if "top1_agreement" in par else f"not run here ({par.get('reason', '')})"
+        agree = f"parity {par['verdict']}: SQNR {par['worst_sqnr_db']:.1f} dB, agreement {par['top1_agreement']:.1%}" \
+            f" ({par['decisive_windows']} decisive windows)" if "verdict" in par else \
+            f"not run here ({par.get('reason', '')})"
         print(f"  {art['id']:<28} {size:8.2f} MB  {agree}")
     for s in result.skipped:
         print(f"  skipped {s['format']} {s['precision']}: {s['reason']}")

@@ -115,7 +115,8 @@ class Catalog:
         return sorted({r.patient_id for r in self.refs})
 
     def summary(self) -> dict:
-        """Counts for reports: totals and, per view, clips, frames and patients."""
+        """Counts for reports: totals and, per view, clips, frames and patients; what was skipped,
+        by reason (``skipped``) and by file (``skipped_files``: ``"path: reason[: detail]"``)."""
         per_view: dict[str, dict] = defaultdict(lambda: {"clips": 0, "frames": 0, "patients": set()})
         for r in self.refs:
             v = per_view[r.view or "(unlabelled)"]
@@ -137,6 +138,8 @@ class Catalog:
             "views": views,
             "splits": dict(Counter(r.split for r in self.refs if r.split)),
             "skipped": dict(self.skipped),
+            # Each skipped file by name with its problem (the first MAX_WARNINGS of them).
+            "skipped_files": list(self.warnings),
         }
 
 
