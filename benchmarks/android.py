@@ -141,14 +141,15 @@ class DeviceToolError(Exception):
 def tool_error_line(text: str) -> str | None:
     """The first error line a runtime tool printed (``ERROR: ...``, ``E ... executorch:...]``,
     ``Failed to apply ... delegate``), prefixes stripped; None if there is none."""
-    for line in text.splitlines():
-        line = line.strip()
+    lines = [ln.strip() for ln in text.splitlines()]
+    delegate = [ln for ln in lines if re.search(r"Failed to apply .* delegate", ln)]
+    if delegate:  # the cause, rather than the lines listing unsupported ops before it
+        return re.sub(r"^\w+:\s*", "", delegate[0])
+    for line in lines:
         m = re.match(r"^(?:ERROR:\s*|E \d\d:\d\d:\d\d\.\d+ executorch:\S+\] )(.*)", line)
         if m and m.group(1).strip():
             return m.group(1).strip()
-        if re.search(r"Failed to apply .* delegate|Benchmarking failed", line):
-            return re.sub(r"^\w+:\s*", "", line)
-    return None
+    return next((re.sub(r"^\w+:\s*", "", ln) for ln in lines if "Benchmarking failed" in ln), None)
 
 
 def _kv(line: str) -> dict[str, float]:

@@ -483,3 +483,149 @@ def test_11_huge_frames_in_a_stream_keep_memory_bounded(artifacts):
     # Before: 16 full frames held plus a float32 copy of their stack (> 80 frame sizes, 1.3 GB here).
     # Now: the window's T=4 raw frames plus one frame's preprocessing temporaries.
     assert facts["peak_growth_mb"] < 40 * facts["frame_mb"], facts
+
+
+# ---- 12, 15: what a user expects from stills and short clips ---------------------------------
+def test_12_a_folder_of_stills_is_one_frame_clips_with_the_sector_method_shown(artifacts, tmp_path, capsys):
+    from PIL import Image
+
+    from tests.conftest import make_fan_clip
+
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    for name, seed in (("a4c.png", 1), ("psax_mid.png", 2), ("plax.jpg", 3)):
+        Image.fromarray(make_fan_clip(t=1, h=48, w=64, seed=seed)[0][0]).save(stills / name)
+    code, out, err = run_cli(capsys, "classify", str(stills), "--model", str(artifacts), "--runtime", "onnxruntime",
+                             "--json")
+    assert code == 0, err
+    results = json.loads(out)["results"]
+    assert sorted(Path(r["path"]).name for r in results) == ["a4c.png", "plax.jpg", "psax_mid.png"]
+    for r in results:
+        assert r["frames"] == 1 and r["prediction"]["windows"] == 1
+        assert r["prediction"]["sector_method"] == "single_frame_brightness"  # a guess, and it says so
+    # A numbered frame sequence is still one clip.
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i, frame in enumerate(make_fan_clip(t=6, h=48, w=64, seed=4)[0]):
+        Image.fromarray(frame).save(seq / f"img_{i + 1:05d}.png")
+    code, out, _ = run_cli(capsys, "classify", str(seq), "--model", str(artifacts), "--runtime", "onnxruntime",
+                           "--json")
+    (result,) = json.loads(out)["results"]
+    assert result["frames"] == 6 and result["prediction"]["sector_method"] == "motion"
+
+
+def test_12_the_brightness_fallback_does_not_keep_an_ecg_trace_touching_the_fan():
+    from echoweave.edge.sector import BRIGHTNESS, box_mean, estimate_sector
+    from tests.conftest import make_fan_clip
+
+    frame, fan, _ = make_fan_clip(t=1, h=96, w=128, seed=0)
+    frame = frame.copy()
+    ecg = np.zeros(fan.shape, bool)
+    xs = np.arange(0, 128)
+    ys = (86 + 3 * np.sin(xs / 4.0)).astype(int)
+    for dy in (0, 1):  # a 2-pixel trace across the image, through the bottom of the fan
+        ecg[ys + dy, xs] = True
+    frame[0][ecg] = 230
+    sector = estimate_sector(frame)
+    assert sector.method == BRIGHTNESS
+    outside = ecg & ~(box_mean(fan, 7) > 0)  # the trace more than 3 pixels from the fan
+    assert outside.sum() > 50
+    assert not (sector.mask & outside).any(), "the ECG trace outside the fan was kept"
+    assert (sector.mask & fan).sum() > 0.8 * fan.sum()  # the fan itself is kept
+
+
+def test_15_a_clip_shorter_than_the_window_is_padded_with_a_warning(artifacts, tmp_path, capsys):
+    import echoweave.edge as ew
+    from tests.conftest import make_fan_clip
+
+    clf = ew.load(artifacts, runtime="onnxruntime")
+    frames = make_fan_clip(t=2, h=48, w=64, seed=5)[0]
+    pred = clf.predict(frames)
+    assert pred.warnings == ["2 frames, shorter than the model's window of 4: padded by repeating the last frame"]
+    assert clf.predict(make_fan_clip(t=6, h=48, w=64, seed=5)[0]).warnings == []
+    from echoweave.edge.clip import Clip
+    from echoweave.train.data.layout_writers import write_dicom
+
+    write_dicom(Clip(frames=frames, fps=25.0, patient_id="P", source="x"), tmp_path / "short.dcm")
+    code, out, _ = run_cli(capsys, "classify", str(tmp_path / "short.dcm"), "--model", str(artifacts), "--runtime",
+                           "onnxruntime")
+    assert code == 0 and "WARNING: 2 frames, shorter than the model's window of 4" in out
+
+
+# ---- 14: data inspect names what it skipped ---------------------------------------------------
+def test_14_data_inspect_names_the_skipped_files(tmp_path, capsys, ybr_cine_path):
+    root = tmp_path / "dicoms"
+    root.mkdir()
+    shutil.copy(ybr_cine_path, root / "good.dcm")
+    data = Path(ybr_cine_path).read_bytes()
+    (root / "cut.dcm").write_bytes(data[:200])  # truncated header
+    code, out, err = run_cli(capsys, "data", "inspect", str(root))
+    assert code == 0, err
+    assert f"skipped {root / 'cut.dcm'}:" in out
+    code, out, _ = run_cli(capsys, "data", "inspect", str(root), "--json")
+    summary = json.loads(out)
+    assert summary["clips"] == 1 and any(s.startswith(f"{root / 'cut.dcm'}: ") for s in summary["skipped_files"])
+
+
+# ---- 17: the Android tools' real outputs -----------------------------------------------------
+FIX = REPO / "tests" / "fixtures" / "bench"
+
+
+def test_17_executor_runner_inference_took_line_gives_the_mean():
+    from echoweave.benchmarks.android import parse_executor_runner
+
+    p = parse_executor_runner((FIX / "executor_runner_inference_took.txt").read_text())
+    assert p["executions"] == 10 and p["total_ms"] == pytest.approx(824.212)
+    assert p["mean_ms"] == pytest.approx(82.4212) and p["ok"] and p["samples_ms"] == []
+
+
+def _replay(et_log: str, bm_log: str):
+    def replay(cmd):
+        if "getprop" in cmd:
+            return "\n"
+        if any(c.startswith("--model_path=") for c in cmd):
+            return et_log
+        if any(c.startswith("--graph=") for c in cmd):
+            return bm_log
+        return ""
+    return replay
+
+
+ANDROID_MANIFEST = {"model_id": "tfw_r50", "frames": 4, "artifacts": [
+    {"id": "executorch_xnnpack_int8", "format": "executorch", "precision": "int8", "files": [{"path": "m.pte"}],
+     "methods": {m: {"file": "m.pte", "entry": m} for m in ("forward", "embed_frame", "classify_window")}},
+    {"id": "litert_xnnpack_int8", "format": "litert", "precision": "int8", "files": [{"path": "m.tflite"}],
+     "methods": {m: {"file": "m.tflite", "entry": m} for m in ("forward", "embed_frame", "classify_window")}}]}
+
+
+def test_17_release_builds_and_failed_delegates_are_failures_with_the_tools_reason(tmp_path):
+    from echoweave.benchmarks.android import AdbTarget, parse_benchmark_model, run_android
+
+    failed = parse_benchmark_model((FIX / "benchmark_model_delegate_failed.txt").read_text())
+    assert failed["error"] == "Failed to apply GPU delegate." and failed["runs"] is None
+    cells, skipped, _ = run_android(
+        tmp_path, ANDROID_MANIFEST, AdbTarget(), "bin/executor_runner", "bin/benchmark_model", [2], ["window"], 1, 4,
+        30.0, runner=_replay((FIX / "executor_runner_release.txt").read_text(),
+                             (FIX / "benchmark_model_delegate_failed.txt").read_text()))
+    assert cells == []  # never a cell with empty numbers
+    reasons = {s["runtime"]: s["reason"] for s in skipped}
+    assert "-DEXECUTORCH_ENABLE_LOGGING=ON" in reasons["executorch"] and "no timing" in reasons["executorch"]
+    assert reasons["litert"].endswith("failed: Failed to apply GPU delegate.")
+
+
+def test_17_scientific_averages_info_prefixes_and_percentiles_parse(tmp_path):
+    from echoweave.benchmarks.android import AdbTarget, parse_benchmark_model, run_android
+
+    text = (FIX / "benchmark_model_scientific_avg.txt").read_text()
+    p = parse_benchmark_model(text)
+    assert p["runs"]["count"] == 10 and p["runs"]["avg"] == pytest.approx(1245.67)
+    assert p["runs"]["median"] == pytest.approx(1244.861) and p["runs"]["p95"] == pytest.approx(1261.370)
+    assert p["inference_avg_ms"] == pytest.approx(1245.67) and p["error"] is None
+    assert p["memory_mb"]["periodic_peak"] == pytest.approx(196.4) and p["delegated_nodes"] == 66
+    cells, skipped, _ = run_android(
+        tmp_path, ANDROID_MANIFEST, AdbTarget(), "bin/executor_runner", "bin/benchmark_model", [1], ["window"], 1, 10,
+        30.0, runner=_replay((FIX / "executor_runner_inference_took.txt").read_text(), text))
+    by_runtime = {c["runtime"]: c for c in cells}
+    assert by_runtime["litert"]["latency_ms"]["median"] == pytest.approx(1244.861)
+    assert by_runtime["executorch"]["latency_ms"]["mean"] == pytest.approx(82.4212)
+    assert all(c["latency_ms"]["mean"] is not None for c in cells) and skipped == []

@@ -4,7 +4,9 @@ Readers and `classify_file` get random bytes, damaged copies of the real pydicom
 bytes behind a DICOM preamble: they must return a valid clip/result or raise `ClipReadError`,
 never anything else. `StreamingClassifier.push` gets arrays of random dtype/shape/values: each is
 either accepted or rejected with `StreamInputError`, and a stream that saw rejected frames gives
-exactly the predictions of a clean one.
+exactly the predictions of a clean one. ``manifest.json`` gets random values at random places of
+a real manifest, and arbitrary JSON: the loader accepts it or raises one one-line `ManifestError`
+naming the file, never anything else (issue 16).
 """
 from __future__ import annotations
 
@@ -112,3 +114,74 @@ def test_push_rejects_or_accepts_without_corrupting_state(clf, bad):
     got = [p.probabilities for p in (stream.push(f) for f in frames) if p is not None]
     assert len(got) == len(clean) == 3
     np.testing.assert_array_equal(np.stack(got), np.stack(clean))
+
+
+# ---- manifest.json: random values anywhere, never anything but a one-line ManifestError -------
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12)
+
+
+def _paths(node, prefix=()):
+    """Every (path, value) inside a JSON document."""
+    yield prefix, node
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        yield from _paths(value, prefix + (key,))
+
+
+@pytest.fixture(scope="module")
+def manifest_doc(tiny_checkpoint):
+    import json
+
+    return json.loads((exported_artifacts(tiny_checkpoint) / "manifest.json").read_text())
+
+
+def _check_manifest(doc, tmp: Path):
+    import json
+
+    from echoweave.edge.manifest import ManifestError, read_manifest
+
+    (tmp / "manifest.json").write_text(json.dumps(doc))
+    try:
+        read_manifest(tmp)
+    except ManifestError as exc:
+        msg = str(exc)
+        assert msg.startswith(str(tmp / "manifest.json") + ": ") and "\n" not in msg and len(msg) < 600
+        return False
+    return True
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_manifest_loader_rejects_mutations_with_one_line_errors(manifest_doc, data):
+    import copy
+
+    doc = copy.deepcopy(manifest_doc)
+    for _ in range(data.draw(st.integers(1, 3))):
+        places = [p for p, _ in _paths(doc) if p]
+        if not places:
+            break
+        *parent_path, key = data.draw(st.sampled_from(places))
+        parent = doc
+        for k in parent_path:
+            parent = parent[k]
+        if data.draw(st.booleans()) and isinstance(parent, dict):
+            del parent[key]
+        else:
+            parent[key] = data.draw(json_values)
+    with tempfile.TemporaryDirectory() as tmp:
+        _check_manifest(doc, Path(tmp))
+
+
+@FUZZ
+@given(doc=json_values)
+def test_manifest_loader_rejects_arbitrary_json(doc):
+    with tempfile.TemporaryDirectory() as tmp:
+        assert _check_manifest(doc, Path(tmp)) is False
+
+
+def test_manifest_loader_accepts_the_real_manifest(manifest_doc):
+    with tempfile.TemporaryDirectory() as tmp:
+        assert _check_manifest(manifest_doc, Path(tmp)) is True
