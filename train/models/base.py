@@ -52,6 +52,9 @@ class EchoModel(nn.Module, abc.ABC):
         self.fc0 = nn.Linear(self.backbone_dim, self.feature_dim)
         self.act0 = nn.ReLU()
         # Non-persistent: the config is the single source of mean/std (it travels to the manifest).
+        # Feature contrast (docs/motion.md): window-mean-subtracted features are small next to the
+        # raw ones, and a GRU fed them without rescaling never leaves chance; standardise them.
+        self.contrast_norm = FeatureStandardizer(self.feature_dim) if cfg.contrast == "window_mean" else None
         mean = torch.tensor(cfg.mean, dtype=torch.float32).expand(cfg.in_channels).clone()
         std = torch.tensor(cfg.std, dtype=torch.float32).expand(cfg.in_channels).clone()
         self.register_buffer("pixel_mean", mean.view(1, -1, 1, 1), persistent=False)  # (1, C, 1, 1)
@@ -84,8 +87,8 @@ class EchoModel(nn.Module, abc.ABC):
         if not torch.jit.is_tracing() and tuple(features.shape[1:]) != (self.frames, self.feature_dim):
             raise ValueError(f"{type(self).__name__}.classify_window expects features "
                              f"(B, {self.frames}, {self.feature_dim}), got {tuple(features.shape)}")
-        if self.cfg.contrast == "window_mean":
-            features = window_contrast(features)
+        if self.contrast_norm is not None:
+            features = self.contrast_norm(window_contrast(features))  # (B, T, D)
         return self.forward_head(features)
 
     # ---- timm-style split and the window forward -----------------------------------------
@@ -184,6 +187,26 @@ def window_contrast(features: torch.Tensor) -> torch.Tensor:
     # Mean over T as a 4-d global average pool, the form XNNPACK's mean lowers (as in image.py).
     mean = features.transpose(1, 2).unsqueeze(-1).mean(dim=(-2, -1), keepdim=True)  # (B, D, 1, 1)
     return features - mean.flatten(1).unsqueeze(1)  # (B, T, D)
+
+
+class FeatureStandardizer(nn.Module):
+    """Per-dimension standardisation of window-head inputs ``(B, T, D)``.
+
+    Training normalises with batch statistics (``nn.BatchNorm1d`` over every frame of the batch)
+    and keeps running estimates; inference applies them as one fixed affine written as
+    elementwise ops, which every edge toolchain delegates (a batch-norm op on a 3-d tensor is not
+    guaranteed to lower).
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return self.bn(x.flatten(0, 1)).unflatten(0, x.shape[:2])  # (B, T, D)
+        scale = self.bn.weight * torch.rsqrt(self.bn.running_var + self.bn.eps)  # (D,)
+        return (x - self.bn.running_mean) * scale + self.bn.bias  # (B, T, D)
 
 
 class FrameEmbedder(nn.Module):

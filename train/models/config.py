@@ -46,8 +46,9 @@ class ModelConfig:
             frames.
         contrast: What the window head sees: ``none`` (the per-frame features as they are,
             the paper) or ``window_mean`` (each frame's feature minus the mean feature of its
-            window: a feature-contrast head that sees how a window changes, not what is
-            static in it; docs/motion.md). Inside the exported graph; not for ``image``.
+            window, standardised per dimension with statistics learned in training: a
+            feature-contrast head that sees how a window changes, not what is static in it;
+            docs/motion.md). Inside the exported graph; not for ``image``.
     """
 
     name: str = "tfw"
