@@ -18,9 +18,12 @@ samplers' ``short="repeat"`` policy). The clip-level sector mask is estimated fr
 Mean-vote (image) models: their exported ``classify_window`` already returns the log of the mean
 per-frame probability, so ``softmax`` of its output *is* the mean vote; it is not averaged again.
 
-Streaming (`StreamingClassifier`, one frame at a time): a ring buffer of the last T per-frame
+Streaming (`StreamingClassifier`, one frame at a time): a ring buffer of the last per-frame
 features, so each new frame costs one backbone pass (``embed_frame``) plus the small window head
-(``classify_window``); its window outputs equal the window model's on the same T frames.
+(``classify_window``); its window outputs equal the window model's on the same T frames. A model
+with ``frame_stride`` k (manifest) sees every k-th frame: the buffer holds the ``(T - 1) * k + 1``
+frames a window spans and the head gets every k-th of them, so a prediction still comes with
+every frame.
 
 Sector mask while streaming (a stream has no "whole clip" to estimate the fan from):
 
@@ -267,6 +270,10 @@ class Classifier:
         self.precision: str = artifact["precision"]
         self.class_names: list[str] = [c["name"] for c in manifest["classes"]]
         self.frames: int = int(manifest["frames"])
+        # Frames between a window's frames (ModelConfig.frame_stride); manifests before it had 1.
+        self.frame_stride: int = int(manifest.get("frame_stride", 1))
+        #: Frames of the clip one window covers.
+        self.span: int = (self.frames - 1) * self.frame_stride + 1
         self.aggregation: str = manifest["aggregation"]
         self.uncertain_threshold = float(manifest["uncertain_threshold"])
         self.spec = PreprocessSpec.from_dict(manifest["preprocessing"])
@@ -355,10 +362,13 @@ class Classifier:
                           float(time_s), float(latency_ms), self.runtime, windows)
 
     def window_starts(self, num_frames: int, hop: int) -> list[int]:
-        """First frame of each sliding window (a short clip has one window, padded)."""
+        """First frame of each sliding window (a short clip has one window, padded).
+
+        A window takes T frames ``frame_stride`` apart, so it covers `span` frames of the clip.
+        """
         if hop < 1:
             raise ValueError(f"hop must be >= 1, got {hop}")
-        return list(range(0, max(num_frames - self.frames, 0) + 1, hop))
+        return list(range(0, max(num_frames - self.span, 0) + 1, hop))
 
     def predict_windows(self, clip_or_frames, hop: int = 1, fps: float | None = None,
                         sector: "Sector | str | None" = "auto", via: str = "features") -> list[Prediction]:
@@ -381,22 +391,23 @@ class Classifier:
         x, sector_method = self.preprocess_with_sector(frames, sector, source)  # (N, C, S, S)
         n = len(x)
         warnings = []
-        if n < self.frames:  # repeat the last frame (the samplers' short="repeat" policy)
-            x = np.concatenate([x, np.repeat(x[-1:], self.frames - n, axis=0)])
-            warnings.append(f"{n} frame{'s' if n != 1 else ''}, shorter than the model's window of {self.frames}: "
+        if n < self.span:  # repeat the last frame (the samplers' short="repeat" policy)
+            x = np.concatenate([x, np.repeat(x[-1:], self.span - n, axis=0)])
+            warnings.append(f"{n} frame{'s' if n != 1 else ''}, shorter than the model's window of {self.span}: "
                             "padded by repeating the last frame")
         starts = self.window_starts(n, hop)
+        step = self.frame_stride
         if via == "features":
             feats = self.embed(x)  # (N', D)
-            logits = [self.classify_features(feats[s : s + self.frames]) for s in starts]
+            logits = [self.classify_features(feats[s : s + self.span : step]) for s in starts]
         elif via == "forward":
-            logits = [self.forward_window(x[s : s + self.frames]) for s in starts]
+            logits = [self.forward_window(x[s : s + self.span : step]) for s in starts]
         else:
             raise ValueError(f"via must be 'features' or 'forward', got {via!r}")
         per_window = (time.perf_counter() - t0) * 1000.0 / len(starts)
         out = []
         for s, z in zip(starts, logits):
-            last = min(s + self.frames, n) - 1
+            last = min(s + self.span, n) - 1
             pred = self.make_prediction(softmax(z), last, last / fps, per_window)
             pred.sector_method, pred.warnings = sector_method, list(warnings)
             out.append(pred)
@@ -430,7 +441,7 @@ class Classifier:
         """Facts for reports: model id, artifact, runtime and its version, precision."""
         return {"model_id": self.manifest["model_id"], "artifact": self.artifact["id"], "runtime": self.runtime,
                 "runtime_version": getattr(self.adapter, "version", ""), "precision": self.precision,
-                "frames": self.frames, "aggregation": self.aggregation}
+                "frames": self.frames, "frame_stride": self.frame_stride, "aggregation": self.aggregation}
 
     def close(self) -> None:
         """Release the runtime."""
@@ -493,6 +504,8 @@ class StreamingClassifier:
             raise ValueError(f"fps must be a positive number, got {fps!r}")
         self.classifier = classifier
         self.hop, self.window, self.fps = int(hop), classifier.frames, float(fps)
+        # The ring buffer holds every frame a window spans; the head gets every stride-th of them.
+        self.span, self.stride = classifier.span, classifier.frame_stride
         self.refresh, self.sector_frames, self.change_threshold = refresh, int(sector_frames), float(change_threshold)
         self.auto = isinstance(sector, str)
         if self.auto and sector != "auto":
@@ -505,8 +518,8 @@ class StreamingClassifier:
 
     def reset(self) -> None:
         """Forget all frames (buffer, sector estimate, counters); the next frame starts a new stream."""
-        self._features: deque = deque(maxlen=self.window)  # (D,) per frame
-        self._raw: deque = deque(maxlen=self.window)  # grayscale frames behind those features
+        self._features: deque = deque(maxlen=self.span)  # (D,) per frame
+        self._raw: deque = deque(maxlen=self.span)  # grayscale frames behind those features
         self._pending: list[np.ndarray] = []  # frames collected for the next sector estimate
         self._sector: Sector | None = self._given
         self._reference: np.ndarray | None = None  # static-region mean on the check grid
@@ -597,14 +610,15 @@ class StreamingClassifier:
             self._shape = gray.shape
             if self.auto and self.classifier.spec.sector_mask and self._update_sector(gray):
                 # Re-embed the buffered frames so the whole window shares one mask.
-                self._features = deque((self._embed(g, self._sector) for g in self._raw), maxlen=self.window)
+                self._features = deque((self._embed(g, self._sector) for g in self._raw), maxlen=self.span)
             self._features.append(self._embed(gray, self._sector))
             self._raw.append(gray)
             index = self.frames_seen
             self.frames_seen += 1
-            if len(self._features) < self.window or (index + 1 - self.window) % self.hop:
+            if len(self._features) < self.span or (index + 1 - self.span) % self.hop:
                 return None
-            logits = self.classifier.classify_features(np.stack(self._features))  # (K,)
+            window = list(self._features)[:: self.stride]  # T features, oldest first
+            logits = self.classifier.classify_features(np.stack(window))  # (K,)
             method = self.sector_method
         when = index / self.fps if time_s is None else float(time_s)
         pred = self.classifier.make_prediction(softmax(logits), index, when, (time.perf_counter() - t0) * 1000.0)

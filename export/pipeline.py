@@ -311,9 +311,10 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, formats=DEFAULT_F
         from echoweave.export.calibration import calibration_set, held_out_set
 
         store = load_dataset(meta, ckpt_folder)
-        calib = calibration_set(store, meta, spec, model.frames, calib_clips, where=str(ckpt_folder))
+        stride = model.cfg.frame_stride
+        calib = calibration_set(store, meta, spec, model.frames, calib_clips, where=str(ckpt_folder), stride=stride)
         eval_windows = int((meta["train"].get("data") or {}).get("eval_windows", 4))
-        held = held_out_set(store, meta, spec, model.frames, eval_windows, max_clips=parity_clips)
+        held = held_out_set(store, meta, spec, model.frames, eval_windows, max_clips=parity_clips, stride=stride)
         if len(held) == 0:
             raise ExportError(f"{ckpt_folder}: no held-out clips (split.val_patients) in the dataset; "
                               "parity and the model card need them")
@@ -402,6 +403,7 @@ def build_manifest(folder: Path, records: list[ArtifactRecord], model, meta: dic
         "model": meta["model"],
         "classes": [{"id": i, "name": n} for i, n in enumerate(meta["class_names"])],
         "frames": int(model.frames),
+        "frame_stride": int(model.cfg.frame_stride),
         "aggregation": "mean_vote" if meta["model"]["name"] == "image" else "window",
         "uncertain_threshold": float(uncertain_threshold),
         "preprocessing": meta["preprocessing"], "input_spec": model.input_spec(), "methods": list(METHODS),

@@ -89,22 +89,24 @@ def _datasets(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, rt:
     """(train dataset, validation dataset) for the stage, with cached features if asked."""
     train_tf, eval_tf = make_transforms(cfg.data)
     frames = cfg.model.frames
+    stride = cfg.model.frame_stride if cfg.data.sampler == "consecutive" else 1
     if cfg.stage == "image":
         return FrameSamples(store, train_idx, train_tf, cfg.data.frames_per_clip, cfg.seed), WindowSamples(
-            store, val_idx, eval_tf, frames, cfg.data.sampler, train=False, windows=cfg.data.eval_windows)
+            store, val_idx, eval_tf, frames, cfg.data.sampler, train=False, windows=cfg.data.eval_windows,
+            stride=stride)
     if cfg.cache_features:
         if not cfg.freeze_backbone:
             raise EchoweaveError("cache_features needs freeze_backbone (features of a training "
                                  "backbone change every step)")
         feats = embed_clips(model, store, eval_tf, rt.device)
         return (FeatureWindows(store, feats, train_idx, frames, cfg.data.sampler, train=True,
-                               repeats=cfg.data.train_windows, seed=cfg.seed),
+                               repeats=cfg.data.train_windows, seed=cfg.seed, stride=stride),
                 FeatureWindows(store, feats, val_idx, frames, cfg.data.sampler, train=False,
-                               windows=cfg.data.eval_windows))
+                               windows=cfg.data.eval_windows, stride=stride))
     return (WindowSamples(store, train_idx, train_tf, frames, cfg.data.sampler, train=True,
-                          repeats=cfg.data.train_windows, seed=cfg.seed),
+                          repeats=cfg.data.train_windows, seed=cfg.seed, stride=stride),
             WindowSamples(store, val_idx, eval_tf, frames, cfg.data.sampler, train=False,
-                          windows=cfg.data.eval_windows))
+                          windows=cfg.data.eval_windows, stride=stride))
 
 
 def _clip_accuracy(probs: np.ndarray, labels: np.ndarray, clips: np.ndarray) -> tuple[float, float]:
