@@ -92,7 +92,10 @@ def _validator():
     schema = json.loads(SCHEMA_FILE.read_text())
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema)
+    # JSON Schema counts 4.0 as an integer; a manifest (and the Kotlin core reading it) does not.
+    strict = cls.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(cls, type_checker=strict)(schema)
 
 
 def _where_in(error) -> str:

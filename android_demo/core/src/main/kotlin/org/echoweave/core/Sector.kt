@@ -40,6 +40,23 @@ class Sector(
  * sums are exact integers there, so comparing 2 * sum > size^2 in integers is the same test.
  */
 fun majorityFilter(mask: BooleanArray, h: Int, w: Int, size: Int): BooleanArray {
+    val counts = windowCounts(mask, h, w, size)
+    return BooleanArray(h * w) { 2 * counts[it] > size * size }
+}
+
+/**
+ * Morphological opening with a [size] x [size] square (open_mask in Python): erase structures
+ * thinner than the window (an ECG trace, text strokes) and keep the rest as it was.
+ */
+fun openMask(mask: BooleanArray, h: Int, w: Int, size: Int): BooleanArray {
+    val full = windowCounts(mask, h, w, size)
+    val eroded = BooleanArray(h * w) { full[it] == size * size }
+    val grown = windowCounts(eroded, h, w, size)
+    return BooleanArray(h * w) { grown[it] > 0 && mask[it] }
+}
+
+/** True pixels in the [size] x [size] window around each pixel (zero padded), from a summed-area table. */
+fun windowCounts(mask: BooleanArray, h: Int, w: Int, size: Int): IntArray {
     val r = size / 2
     val sat = IntArray((h + 1) * (w + 1))  // summed-area table, sat[(y+1)*(w+1)+(x+1)] = sum of mask[..y, ..x]
     for (y in 0 until h) {
@@ -49,15 +66,14 @@ fun majorityFilter(mask: BooleanArray, h: Int, w: Int, size: Int): BooleanArray 
             sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1] + row
         }
     }
-    val out = BooleanArray(h * w)
+    val out = IntArray(h * w)
     for (y in 0 until h) {
         val y0 = max(y - r, 0)
         val y1 = minOf(y - r + size, h)
         for (x in 0 until w) {
             val x0 = max(x - r, 0)
             val x1 = minOf(x - r + size, w)
-            val s = sat[y1 * (w + 1) + x1] - sat[y0 * (w + 1) + x1] - sat[y1 * (w + 1) + x0] + sat[y0 * (w + 1) + x0]
-            out[y * w + x] = 2 * s > size * size
+            out[y * w + x] = sat[y1 * (w + 1) + x1] - sat[y0 * (w + 1) + x1] - sat[y1 * (w + 1) + x0] + sat[y0 * (w + 1) + x0]
         }
     }
     return out
@@ -164,7 +180,8 @@ private fun fallback(gray: Frames, smooth: Int, minFraction: Double): Sector {
     for (i in 0 until gray.t) for (p in 0 until h * w) {
         if ((gray.data[i * h * w + p].toInt() and 0xFF) > 8) bright[p] = true
     }
-    val mask = clean(bright, h, w, smooth)
+    // An ECG trace or depth scale touching the fan joins it; an opening wider than a line cuts it off.
+    val mask = clean(openMask(bright, h, w, max(5, minOf(h, w) / 20) or 1), h, w, smooth)
     if (fraction(mask) >= minFraction) return sectorOf(mask, h, w, SECTOR_BRIGHTNESS)
     return Sector(h, w, BooleanArray(h * w) { true }, 0, h, 0, w, SECTOR_WHOLE_IMAGE)
 }
