@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,8 +55,12 @@ def _tiny_recipe(path):
                    "optim": {"epochs": 2, "batch_size": 8, "lr": 0.02}},
         "variants": {"gru_over_time": {"model": {"name": "gru"}},
                      "tfw_consecutive": {"model": {"name": "tfw"}},
-                     "tfw_spaced": {"model": {"name": "tfw"}, "data": {"sampler": "spaced"}}},
-        "experiment": {"mcnemar": [["tfw_consecutive", "image (single frame)"]]},
+                     "tfw_spaced": {"model": {"name": "tfw"}, "data": {"sampler": "spaced"}},
+                     # Its own data (longer clips) and a frame stride: both must reach the run.
+                     "tfw_contrast_fr2": {"model": {"name": "tfw", "contrast": "window_mean", "frame_stride": 2},
+                                          "data": {"phantom_frames": 10}}},
+        "experiment": {"mcnemar": [["tfw_consecutive", "image (single frame)"]], "cross_seed": 1,
+                       "notes": {"tfw_consecutive": "the paper's TFW"}},
     }
     path.write_text(yaml.safe_dump(recipe))
     return path
@@ -67,7 +72,14 @@ def test_kfold_reports_every_method_on_held_out_folds(tmp_path):
                     show_progress=False)
     methods = res["methods"]
     assert set(methods) == {"image (single frame)", "image, mean vote 4 consecutive", "image, mean vote 4 spaced",
-                            "gru_over_time", "tfw_consecutive", "tfw_spaced"}
+                            "gru_over_time", "tfw_consecutive", "tfw_spaced", "tfw_contrast_fr2"}
+    # The variant trained on its own store (10-frame clips), with its stride and contrast recorded.
+    meta = json.loads(next((tmp_path / "exp" / "fold0" / "tfw_contrast_fr2").glob("checkpoints/*/checkpoint.json"))
+                      .read_text())
+    assert meta["train"]["data"]["phantom_frames"] == 10 and meta["model"]["frame_stride"] == 2
+    # Every model also met the 48 clips of another phantom seed's patients, in each fold.
+    cross = res["cross_seed"]["methods"]
+    assert set(cross) == set(methods) and all(m["videos"] == 48 and m["folds"] == 2 for m in cross.values())
     # Every clip of the dataset is scored exactly once at video level (held out in one fold).
     n_clips = 4 * 12
     for name, m in methods.items():
@@ -79,6 +91,7 @@ def test_kfold_reports_every_method_on_held_out_folds(tmp_path):
     assert test["n"] == n_clips and 0.0 <= test["p"] <= 1.0
     md = (tmp_path / "docs" / "t.md").read_text()
     assert "Synthetic data" in md and "tfw_spaced" in md and "Motion-only" in md
+    assert "another phantom seed" in md and "**tfw_consecutive**: the paper's TFW" in md
     assert (tmp_path / "exp" / "results.json").is_file()
     assert (tmp_path / "exp" / "confusion_tfw_consecutive.png").is_file()
 
@@ -97,3 +110,24 @@ def test_motion_pair_accuracy_counts_only_pair_clips():
     preds = np.array([0, 0, 0, 1, 1])
     out = _motion_pair_accuracy(labels, preds, names, [("A", "B")])
     assert out == {"A|B": {"accuracy": 0.75, "n": 4}}
+
+
+def test_a_run_on_a_handed_over_store_records_that_store_so_export_finds_its_held_out_patients(tmp_path):
+    """A store with more patients than the config names (k-fold, experiments) used to leave a
+    checkpoint whose held-out patients export could not find ("no held-out clips")."""
+    from echoweave.edge.preprocess import PreprocessSpec
+    from echoweave.export.calibration import held_out_set
+    from echoweave.export.pipeline import load_dataset
+    from echoweave.train.engine.data import load_store
+    from echoweave.train.engine.run import run_training
+
+    cfg = tiny_config(tmp_path / "run", optim={"epochs": 1})
+    bigger = load_store(tiny_config(tmp_path, data={"phantom_patients": 5}).data, show_progress=False)
+    held = np.flatnonzero(bigger.patients == bigger.patients[-1])  # the 5th patient, absent from a 3-patient phantom
+    result = run_training(cfg, store=bigger, train_idx=np.setdiff1d(np.arange(len(bigger)), held), val_idx=held,
+                          show_progress=False)
+    meta = json.loads((Path(result.checkpoint) / "checkpoint.json").read_text())
+    assert meta["train"]["data"]["phantom_patients"] == 5
+    store = load_dataset(meta, Path(result.checkpoint))
+    windows = held_out_set(store, meta, PreprocessSpec(**meta["preprocessing"]), 4, 2)
+    assert len(windows) == 2 * 12

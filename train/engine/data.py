@@ -37,6 +37,8 @@ class ClipStore:
         labels: ``(N,)`` class ids.
         patients: ``(N,)`` patient ids (strings).
         skipped: what the reader skipped and why (counts per reason).
+        source: the data config the store was loaded from (None when built by hand); a run
+            records it so the checkpoint names the clips it really saw.
     """
 
     clips: list[Clip]
@@ -44,6 +46,7 @@ class ClipStore:
     labels: np.ndarray = field(init=False)
     patients: np.ndarray = field(init=False)
     skipped: dict = field(default_factory=dict)
+    source: DataConfig | None = None
 
     def __post_init__(self):
         if not self.clips:
@@ -105,7 +108,7 @@ def load_store(cfg: DataConfig, show_progress: bool = True) -> ClipStore:
         raw = [ref.load() for ref in tqdm(refs, desc="reading clips", disable=not show_progress)]
         class_names, skipped = tuple(catalog.class_names), dict(catalog.skipped)
     clips = [prepare_clip(c, cfg) for c in tqdm(raw, desc="masking", leave=False, disable=not show_progress)]
-    return ClipStore(clips, tuple(class_names), skipped=skipped)
+    return ClipStore(clips, tuple(class_names), skipped=skipped, source=cfg)
 
 
 def _as_video(frames: np.ndarray) -> torch.Tensor:

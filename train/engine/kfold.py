@@ -8,6 +8,7 @@ the training runs' logged validation on that fold leaks nothing into the reporte
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -55,6 +56,18 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
     votes = exp.get("image_votes", ["consecutive", "spaced"])
     windows = cfg1.data.eval_windows
     per_method: dict[str, list[dict]] = {}
+    # Every fold's models also meet the patients of another phantom seed: people no fold saw.
+    cross_seed = exp.get("cross_seed") if cfg1.data.path == "phantom" else None
+    cross: dict[str, list[dict]] = {}
+
+    def score(name, model, data_cfg, store_, idx, sampler, n_windows):
+        per_method.setdefault(name, []).append(
+            predict_windows(model, store_, idx, data_cfg.preprocessing, sampler, n_windows, _rt_of(model)))
+        if cross_seed is not None:
+            other = stores.get(dataclasses.replace(data_cfg, phantom_seed=int(cross_seed)))
+            cross.setdefault(name, []).append(predict_windows(
+                model, other, np.arange(len(other)), data_cfg.preprocessing, sampler, n_windows, _rt_of(model)))
+
     for k, (train_idx, test_idx) in enumerate(splits):
         if only_folds is not None and k not in only_folds:
             continue
@@ -62,12 +75,9 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
         print(f"== fold {k + 1}/{folds}: {len(train_idx)} training clips, {len(test_idx)} held-out clips")
         r1 = run_training(stage_config(recipe, "stage1", fold_dir), store=store, train_idx=train_idx,
                           val_idx=test_idx, show_progress=show_progress)
-        spec = cfg1.data.preprocessing
-        per_method.setdefault("image (single frame)", []).append(
-            predict_windows(r1.model, store, test_idx, spec, "frame", windows, _rt(r1)))
+        score("image (single frame)", r1.model, cfg1.data, store, test_idx, "frame", windows)
         for sampler in votes:
-            per_method.setdefault(f"image, mean vote 4 {sampler}", []).append(
-                predict_windows(r1.model, store, test_idx, spec, sampler, windows, _rt(r1)))
+            score(f"image, mean vote 4 {sampler}", r1.model, cfg1.data, store, test_idx, sampler, windows)
         test_patients = set(store.patients[test_idx].tolist())
         for name in variants:
             cfg2 = stage_config(recipe, name, fold_dir)
@@ -78,11 +88,14 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
             held = np.isin(store2.patients, list(test_patients))
             train2, test2 = np.flatnonzero(~held), np.flatnonzero(held)
             r2 = run_training(cfg2, store=store2, train_idx=train2, val_idx=test2, show_progress=show_progress)
-            per_method.setdefault(name, []).append(predict_windows(
-                r2.model, store2, test2, cfg2.data.preprocessing, cfg2.data.sampler, cfg2.data.eval_windows, _rt(r2)))
+            score(name, r2.model, cfg2.data, store2, test2, cfg2.data.sampler, cfg2.data.eval_windows)
     if not per_method:
         raise EchoweaveError(f"no fold was run (only_folds={only_folds}, folds={folds})")
     results = _summarise(per_method, class_names, exp, out)
+    if cross:
+        results["cross_seed"] = {"phantom_seed": int(cross_seed),
+                                 "methods": _cross_summary(cross, class_names, results["motion_pairs"])}
+    results["notes"] = dict(exp.get("notes", {}))
     results["seconds"] = round(time.time() - t0, 1)
     results["recipe"] = _display_path(resolve_config_path(recipe_path))
     results["folds"], results["folds_run"] = folds, sorted(only_folds) if only_folds else list(range(folds))
@@ -123,10 +136,36 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
-def _rt(result):
+def _rt_of(model):
     from echoweave.train.engine.runtime import Runtime
 
-    return Runtime(device=next(result.model.parameters()).device)
+    return Runtime(device=next(model.parameters()).device)
+
+
+def _video_level(pred: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, predictions)`` per video: the mean probability of each recording's windows."""
+    vids = pred["video_ids"]
+    uniq = np.unique(vids)
+    labels = np.array([pred["labels"][vids == u][0] for u in uniq])
+    preds = np.array([pred["probs"][vids == u].mean(0).argmax() for u in uniq])
+    return labels, preds
+
+
+def _cross_summary(cross: dict, class_names, pairs) -> dict:
+    """Video-level accuracy (and per motion-only pair) of each fold's model on the other seed's
+    patients, as mean and standard deviation over folds."""
+    out = {}
+    for name, fold_preds in cross.items():
+        accs, pair_accs = [], {"|".join(p): [] for p in pairs}
+        for pred in fold_preds:
+            labels, preds = _video_level(pred)
+            accs.append(float((labels == preds).mean()))
+            for key, v in _motion_pair_accuracy(labels, preds, class_names, pairs).items():
+                pair_accs[key].append(v["accuracy"])
+        out[name] = {"accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
+                     "videos": int(len(np.unique(fold_preds[0]["video_ids"]))), "folds": len(accs),
+                     "motion_pairs": {k: float(np.mean(v)) for k, v in pair_accs.items() if v}}
+    return out
 
 
 def _summarise(per_method, class_names, exp, out: Path) -> dict:
@@ -136,13 +175,10 @@ def _summarise(per_method, class_names, exp, out: Path) -> dict:
     methods = {}
     for name, fold_preds in per_method.items():
         pooled = pool_folds(fold_preds, class_names=class_names)
-        labels = np.concatenate([f["labels"] for f in fold_preds])
-        probs = np.concatenate([f["probs"] for f in fold_preds])
-        vids = np.concatenate([f["video_ids"] for f in fold_preds])
-        # Video level: mean probability of each recording's windows.
-        uniq = np.unique(vids)
-        v_labels = np.array([labels[vids == u][0] for u in uniq])
-        v_preds = np.array([probs[vids == u].mean(0).argmax() for u in uniq])
+        # Video level: mean probability of each recording's windows (folds hold disjoint clips).
+        merged = {key: np.concatenate([f[key] for f in fold_preds]) for key in ("labels", "probs", "video_ids")}
+        uniq = np.unique(merged["video_ids"])
+        v_labels, v_preds = _video_level(merged)
         pooled["motion_pairs_video"] = _motion_pair_accuracy(v_labels, v_preds, class_names, pairs)
         pooled["_video_preds"] = (uniq, v_labels, v_preds)
         slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
@@ -176,6 +212,7 @@ def _markdown(results: dict, recipe_path: str, folds: int, only_folds) -> str:
         "",
         metrics_table_markdown(rows),
         "",
+        *_notes_markdown(results.get("notes") or {}, list(results["methods"])),
         "## Window level (what the model sees: one frame or one 4-frame window)",
         "",
         metrics_table_markdown({n: m["pooled"]["clip"] for n, m in results["methods"].items()}),
@@ -197,8 +234,24 @@ def _markdown(results: dict, recipe_path: str, folds: int, only_folds) -> str:
         cells = [f"{m['motion_pairs_video'].get('|'.join(p), {}).get('accuracy', float('nan')):.3f}"
                  for p in results["motion_pairs"]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if results.get("cross_seed"):
+        cs = results["cross_seed"]
+        some = next(iter(cs["methods"].values()))
+        lines += ["", f"## Patients of another phantom seed (seed {cs['phantom_seed']}, {some['videos']} videos, "
+                      f"every fold's model; mean ± std over {some['folds']} folds)", "",
+                  "| method | accuracy | " + " | ".join("/".join(p) for p in results["motion_pairs"]) + " |",
+                  "|---|---|" + "---|" * len(results["motion_pairs"])]
+        for name, m in cs["methods"].items():
+            cells = [f"{m['motion_pairs'].get('|'.join(p), float('nan')):.3f}" for p in results["motion_pairs"]]
+            lines.append(f"| {name} | {m['accuracy_mean']:.3f} ± {m['accuracy_std']:.3f} | " + " | ".join(cells) + " |")
     if results["mcnemar_video"]:
         lines += ["", "## McNemar's exact test (video level)", "", "| comparison | b | c | p |", "|---|---|---|---|"]
         for name, t in results["mcnemar_video"].items():
             lines.append(f"| {name} | {t['b']} | {t['c']} | {t['p']:.4g} |")
     return "\n".join(lines) + "\n"
+
+
+def _notes_markdown(notes: dict, methods: list[str]) -> list[str]:
+    """What each method is (the recipe's ``experiment.notes``), as a list under the table."""
+    rows = [f"- **{name}**: {notes[name]}" for name in methods if name in notes]
+    return ["What the rows are:", "", *rows, ""] if rows else []

@@ -7,6 +7,7 @@ Single process or ``torchrun --nproc_per_node N -m echoweave train ...`` (DDP; g
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,15 @@ from echoweave.edge.errors import EchoweaveError
 from echoweave.train.config import TrainConfig
 from echoweave.train.data.splits import patient_train_val_test_split
 from echoweave.train.engine import checkpoint as ckpt
-from echoweave.train.engine.data import ClipStore, FrameSamples, WindowSamples, load_store, make_transforms
+from echoweave.train.engine.data import (
+    STORE_FIELDS,
+    ClipStore,
+    FrameSamples,
+    WindowSamples,
+    load_store,
+    make_transforms,
+    store_key,
+)
 from echoweave.train.engine.features import FeatureWindows, embed_clips
 from echoweave.train.engine.loop import make_optimizer, make_scheduler, predict, train_one_epoch
 from echoweave.train.engine.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
@@ -154,6 +163,19 @@ def check_run_folder(cfg: TrainConfig) -> Path | None:
     return existing
 
 
+def _record_store_source(cfg: TrainConfig, store: ClipStore) -> TrainConfig:
+    """The config with its dataset fields taken from the store actually trained on.
+
+    A caller may hand over a store loaded from other settings (k-fold, experiments); the
+    checkpoint must name the clips the model saw, or export and evaluate would regenerate
+    another dataset (and find none of the held-out patients in it).
+    """
+    if store.source is None or store_key(store.source) == store_key(cfg.data):
+        return cfg
+    data = dataclasses.replace(cfg.data, **{name: getattr(store.source, name) for name in STORE_FIELDS})
+    return dataclasses.replace(cfg, data=data)
+
+
 def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
     out = Path(cfg.out)
     replacing = check_run_folder(cfg)  # before any work: a refused run costs nothing
@@ -161,6 +183,7 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
         ckpt.clean_stale_temp(out)
     seed_everything(cfg.seed)
     store = store if store is not None else load_store(cfg.data, show_progress and rt.is_main)
+    cfg = _record_store_source(cfg, store)
     if train_idx is None or val_idx is None:
         train_idx, val_idx = split_store(store, cfg.seed, cfg.data.val_fraction)
     if len(train_idx) == 0 or len(val_idx) == 0:
