@@ -48,7 +48,7 @@ class ExportError(EchoweaveError):
     """The export refused its input (checkpoint, data, destination) or a converter failed."""
 
 
-#: Short precision tags used in file names (ARCHITECTURE.md: ``tfw_r50_xnnpack_q8.pte``).
+#: Short precision tags used in file names (docs/ARCHITECTURE.md "Export": ``tfw_r50_xnnpack_q8.pte``).
 PRECISION_TAGS = {"fp32": "fp32", "fp16": "fp16", "int8": "q8"}
 
 

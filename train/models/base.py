@@ -12,7 +12,7 @@ buffer of `embed_frame` outputs and calls `classify_window` once per new frame; 
 exported separately from `streaming_modules()`.
 
 The per-frame feature is the fc0 output *after* its ReLU: that is what the image model's fc1
-consumes (dropout aside), i.e. the "2048-d fc0 output" of ARCHITECTURE.md, and it is the same
+consumes (dropout aside), i.e. the 2048-d feature D of docs/ARCHITECTURE.md, and it is the same
 tensor for every model so stage 2 can start from the stage-1 image model (`init_from_image_model`).
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-# The paper backbones all end in fc0 Linear -> 2048 (ARCHITECTURE.md "The model"); the tiny
+# The paper backbones all end in fc0 Linear -> 2048 (docs/ARCHITECTURE.md "The model contract"); the tiny
 # backbone for tests and the CPU demo uses a narrower feature so its head stays small too.
 PAPER_FEATURE_DIM = 2048
 TINY_FEATURE_DIM = 256

@@ -5,7 +5,7 @@ step k concatenates chunk k of every frame. With T = chunks = 4 and D = 2048 tha
 2048, each the same 512-d patch of the feature across the 4 frames.
 
 Written as unflatten -> transpose -> flatten, never a gather (`x[:, perm]`, `index_select`):
-XNNPACK delegates views and permutes but not gathers (ARCHITECTURE.md).
+XNNPACK delegates views and permutes but not gathers (docs/ARCHITECTURE.md, "The model contract").
 """
 from __future__ import annotations
 
