@@ -80,7 +80,7 @@ def test_golden_expectations_exercise_the_edge_cases(regenerated):
     sector = json.loads((regenerated / "sector" / "cases.json").read_text())["cases"]
     assert {c["method"] for c in sector} == {"motion", "single_frame_brightness", "whole_image"}
     manifest = json.loads((regenerated / "manifest" / "cases.json").read_text())["cases"]
-    assert sum(c["valid"] for c in manifest) == 3 and len(manifest) > 20
+    assert sum(c["valid"] for c in manifest) == 4 and len(manifest) > 20
     stream = json.loads((regenerated / "stream" / "cases.json").read_text())
     by_name = {s["name"]: s for s in stream["scenarios"]}
     assert by_name["static_region_change"]["events"][-1]["sector_updates"] == 2  # refreshed once
@@ -89,3 +89,24 @@ def test_golden_expectations_exercise_the_edge_cases(regenerated):
     gray = np.load(regenerated / "gray" / "rgb.npy")
     luma = gray.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     assert (np.abs(luma - np.floor(luma) - 0.5) < 1e-6).sum() > 1000  # many exact .5 ties
+
+
+def test_kotlin_core_reads_the_edge_manifest_schema():
+    """The Kotlin core validates manifests with a copy of the edge's JSON Schema (a resource of the core)."""
+    copy = REPO / "android_demo" / "core" / "src" / "main" / "resources" / "org" / "echoweave" / "core" / "manifest.schema.json"
+    edge = REPO / "edge" / "manifest.schema.json"
+    assert copy.read_bytes() == edge.read_bytes(), f"the Kotlin core's schema is stale: cp {edge} {copy}"
+
+
+def test_luma_is_the_same_whatever_the_summation_order():
+    """rgb_to_gray rounds the exact weighted sum: float64 sums in any order agree, and so does the edge."""
+    from echoweave.edge.image import rgb_to_gray
+
+    rgb = np.load(COMMITTED / "gray" / "rgb.npy")
+    w = np.array([0.299, 0.587, 0.114], np.float32).astype(np.float64)
+    x = rgb.astype(np.float64)
+    forward = x[:, 0] * w[0] + x[:, 1] * w[1] + x[:, 2] * w[2]
+    backward = x[:, 2] * w[2] + x[:, 1] * w[1] + x[:, 0] * w[0]
+    np.testing.assert_array_equal(forward, backward)
+    np.testing.assert_array_equal(rgb_to_gray(rgb), np.rint(forward).astype(np.uint8))
+    np.testing.assert_array_equal(rgb_to_gray(rgb.reshape(-1, 1, 3))[:, 0], rgb_to_gray(rgb))

@@ -58,4 +58,4 @@ fi
 
 TESTS=$(cd "$CORE/src/test/kotlin" && find . -name '*Test.kt' | sed 's|^\./||; s|\.kt$||; s|/|.|g' | sort)
 # shellcheck disable=SC2086
-exec java -cp "$BUILD/classes:$STDLIB:$JUNIT_JARS:$CORE/src/test/resources" org.junit.runner.JUnitCore $TESTS
+exec java -cp "$BUILD/classes:$STDLIB:$JUNIT_JARS:$CORE/src/main/resources:$CORE/src/test/resources" org.junit.runner.JUnitCore $TESTS

@@ -162,6 +162,9 @@ def manifest_cases(w: Writer) -> None:
         variant("method_names_other_file", lambda m: m["artifacts"][0]["methods"]["forward"].update(file="x.pte")),
         variant("path_absolute", lambda m: m["artifacts"][0]["files"][0].update(path="/sdcard/x.pte")),
         variant("path_parent", lambda m: m["artifacts"][0]["files"][0].update(path="../x.pte")),
+        variant("valid_frame_stride", lambda m: m.update(frame_stride=2)),
+        variant("frame_stride_zero", lambda m: m.update(frame_stride=0)),
+        variant("frame_stride_float", lambda m: m.update(frame_stride=2.0)),
     ]
     for case in cases:
         try:
@@ -176,12 +179,14 @@ def manifest_cases(w: Writer) -> None:
 # ---- grayscale, resize weights, preprocessing ---------------------------------------------
 
 def gray_cases(w: Writer) -> None:
-    """RGB -> luma on the triples whose float32 luma lies within 6e-6 of a rounding boundary
-    (where the order of the float32 sum decides the result), plus random triples."""
+    """RGB -> luma on the triples whose exact luma lies within 6e-6 of a rounding boundary
+    (where a float32 sum, in whatever order, would round the other way; 39 are exact .5 ties),
+    plus random triples. The exact luma is the float64 sum (see edge/image.py), so the selection
+    is the same on every machine."""
     v = np.arange(256, dtype=np.uint8)
     r, g, b = np.meshgrid(v, v, v, indexing="ij")
     rgb = np.stack([r.ravel(), g.ravel(), b.ravel()], -1)  # (16.7M, 3)
-    luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114], np.float32).astype(np.float64)
     hard = rgb[np.abs(luma - np.floor(luma) - 0.5) < 6e-6]
     rng = np.random.default_rng(3)
     sample = np.concatenate([hard, rng.integers(0, 256, (2000, 3), dtype=np.uint8)])  # (N, 3)
@@ -317,20 +322,62 @@ class LinearStreamModel:
 
 
 def stream_classifier(spec: PreprocessSpec, frames: int, classes: int, dim: int, seed: int,
-                      threshold: float) -> tuple[Classifier, LinearStreamModel]:
+                      threshold: float, frame_stride: int = 1) -> tuple[Classifier, LinearStreamModel]:
     manifest = {"model_id": "golden_linear", "classes": [{"id": i, "name": n} for i, n in enumerate(NED12[:classes])],
                 "frames": frames, "aggregation": "window", "uncertain_threshold": threshold,
                 "preprocessing": spec.to_dict()}
+    if frame_stride != 1:  # the stride-1 fixtures predate the field
+        manifest["frame_stride"] = frame_stride
     artifact = {"id": "golden_linear_fp32", "format": "executorch", "precision": "fp32", "methods": {},
                 "input_dtype": "float32", "output_dtype": "float32"}
     model = LinearStreamModel(spec, frames, dim, classes, seed)
     return Classifier(Path("."), manifest, artifact, model), model
 
 
-def stream_cases(w: Writer) -> None:
-    """Scenarios for the sector policy and the ring buffer; clips are stored once and each
-    scenario pushes slices of them (``[clip, start, stop]``) in order."""
-    spec = PreprocessSpec(resize=20, crop=16)
+def _pred_dict(p: Prediction) -> dict:
+    return {"class_id": p.class_id, "view": p.view, "confidence": p.confidence, "uncertain": p.uncertain,
+            "frame_index": p.frame_index, "time_s": p.time_s, "windows": p.windows,
+            "probabilities": [float(v) for v in p.probabilities]}
+
+
+def _stream_events(clf: Classifier, opts: dict, segments: list, clips: dict, given: np.ndarray) -> list[dict]:
+    """Push a scenario's frames through a `StreamingClassifier`; one event per frame."""
+    kw = {k: v for k, v in opts.items() if k != "sector"}
+    sector = {"auto": "auto", "none": None, "given": given}[opts["sector"]]
+    stream = StreamingClassifier(clf, sector=sector, **kw)
+    events = []
+    for clip_name, start, stop in segments:
+        for frame in clips[clip_name][start:stop]:
+            pred = stream.push(frame)
+            sec = stream.sector
+            feature = stream._features[-1]  # the newest frame's feature
+            events.append({
+                "sector_updates": stream.sector_updates,
+                "sector_bbox": None if sec is None else list(sec.bbox),
+                "sector_method": None if sec is None else sec.method,
+                "feature": [float(v) for v in feature],
+                "prediction": None if pred is None else {
+                    "class_id": pred.class_id, "view": pred.view, "confidence": pred.confidence,
+                    "uncertain": pred.uncertain, "frame_index": pred.frame_index, "time_s": pred.time_s,
+                    "probabilities": [float(p) for p in pred.probabilities]},
+            })
+    return events
+
+
+def _clip_case(clf: Classifier, name: str, ref: tuple, hop: int, fps: float, sector_name: str, clips: dict,
+               given: np.ndarray) -> dict:
+    """`predict_windows` and `predict` on a slice ``(clip, start, stop)`` of a stored clip."""
+    clip_name, start, stop = ref
+    pixels = clips[clip_name][start:stop]
+    sector = {"auto": "auto", "none": None, "given": _given_sector(given)}[sector_name]
+    windows = clf.predict_windows(pixels, hop=hop, fps=fps, sector=sector)
+    whole = clf.predict(pixels, hop=hop, fps=fps, sector=sector)
+    return {"name": name, "clip": [clip_name, start, stop], "hop": hop, "fps": fps, "sector": sector_name,
+            "windows": [_pred_dict(p) for p in windows], "clip_prediction": _pred_dict(whole)}
+
+
+def _stream_clips() -> tuple[dict, np.ndarray]:
+    """The clips the stream scenarios push (stored once) and the app-given sector mask."""
     main = phantom_frames(24, 36, 44)
     relabelled = main.copy()
     relabelled[:, :, :10] = np.where(relabelled[:, :, :10] > 0, 0, 255)  # static side region changes completely
@@ -343,6 +390,14 @@ def stream_cases(w: Writer) -> None:
     }
     given = np.zeros(main.shape[1:], bool)
     given[4:32, 6:40] = True
+    return clips, given
+
+
+def stream_cases(w: Writer) -> None:
+    """Scenarios for the sector policy and the ring buffer; clips are stored once and each
+    scenario pushes slices of them (``[clip, start, stop]``) in order."""
+    spec = PreprocessSpec(resize=20, crop=16)
+    clips, given = _stream_clips()
     scenarios = [
         ("auto_hop1", {"hop": 1, "sector": "auto", "sector_frames": 6}, [("main", 0, 24)]),
         ("auto_hop3_fps25", {"hop": 3, "sector": "auto", "sector_frames": 8, "fps": 25.0}, [("main", 0, 17)]),
@@ -361,52 +416,60 @@ def stream_cases(w: Writer) -> None:
     threshold = 0.6
     clf, model = stream_classifier(spec, frames, classes, dim, seed=17, threshold=threshold)
     files = {name: w.npy(f"stream/clip_{name}.npy", clip) for name, clip in clips.items()}
-    out = []
-    for name, opts, segments in scenarios:
-        kw = {k: v for k, v in opts.items() if k != "sector"}
-        sector = {"auto": "auto", "none": None, "given": given}[opts["sector"]]
-        stream = StreamingClassifier(clf, sector=sector, **kw)
-        events = []
-        for clip_name, start, stop in segments:
-            for frame in clips[clip_name][start:stop]:
-                pred = stream.push(frame)
-                sec = stream.sector
-                feature = stream._features[-1]  # the newest frame's feature
-                events.append({
-                    "sector_updates": stream.sector_updates,
-                    "sector_bbox": None if sec is None else list(sec.bbox),
-                    "sector_method": None if sec is None else sec.method,
-                    "feature": [float(v) for v in feature],
-                    "prediction": None if pred is None else {
-                        "class_id": pred.class_id, "view": pred.view, "confidence": pred.confidence,
-                        "uncertain": pred.uncertain, "frame_index": pred.frame_index, "time_s": pred.time_s,
-                        "probabilities": [float(p) for p in pred.probabilities]},
-                })
-        out.append({"name": name, "options": opts, "segments": [list(s) for s in segments], "events": events})
-    def pred_dict(p) -> dict:
-        return {"class_id": p.class_id, "view": p.view, "confidence": p.confidence, "uncertain": p.uncertain,
-                "frame_index": p.frame_index, "time_s": p.time_s, "windows": p.windows,
-                "probabilities": [float(v) for v in p.probabilities]}
-
-    clip_cases = []
-    for name, (clip_name, start, stop), hop, fps, sector_name in [
+    out = [{"name": name, "options": opts, "segments": [list(s) for s in segments],
+            "events": _stream_events(clf, opts, segments, clips, given)} for name, opts, segments in scenarios]
+    clip_cases = [_clip_case(clf, name, ref, hop, fps, sector_name, clips, given) for name, ref, hop, fps, sector_name in [
         ("main_hop1_auto", ("main", 0, 24), 1, 30.0, "auto"),
         ("main_hop5_off_fps25", ("main", 0, 24), 5, 25.0, "none"),
         ("short_clip_padded", ("main", 0, 2), 1, 30.0, "auto"),
         ("rgb_given_hop2", ("tinted", 0, 10), 2, 30.0, "given"),
-    ]:
-        pixels = clips[clip_name][start:stop]
-        sector = {"auto": "auto", "none": None, "given": _given_sector(given)}[sector_name]
-        windows = clf.predict_windows(pixels, hop=hop, fps=fps, sector=sector)
-        whole = clf.predict(pixels, hop=hop, fps=fps, sector=sector)
-        clip_cases.append({"name": name, "clip": [clip_name, start, stop], "hop": hop, "fps": fps, "sector": sector_name,
-                           "windows": [pred_dict(p) for p in windows], "clip_prediction": pred_dict(whole)})
+    ]]
     w.json("stream/cases.json", {
         "clip_cases": clip_cases,
         "spec": spec.to_dict(), "frames": frames, "classes": list(NED12[:classes]), "feature_dim": dim,
         "uncertain_threshold": threshold, "clips": files, "given_mask": w.npy("stream/given_mask.npy", given.astype(np.uint8)),
         "model": {"embed_w": w.npy("stream/embed_w.npy", model.embed_w), "embed_b": w.npy("stream/embed_b.npy", model.embed_b),
                   "head_w": w.npy("stream/head_w.npy", model.head_w), "head_b": w.npy("stream/head_b.npy", model.head_b)},
+        "scenarios": out}, compact=True)
+
+
+def stream_stride_cases(w: Writer) -> None:
+    """A model with ``frame_stride`` 2 (T = 3, so a window spans 5 frames): the stream's ring
+    buffer holds 5 features and the head gets features 0, 2, 4 of them; whole clips slide windows
+    of 5 frames and pad a clip shorter than 5 (also one of 3..4 frames, T or more but short of the span)."""
+    spec = PreprocessSpec(resize=20, crop=16)
+    clips, given = _stream_clips()
+    classes, frames, dim, stride = 5, 3, 6, 2
+    threshold = 0.6
+    clf, model = stream_classifier(spec, frames, classes, dim, seed=29, threshold=threshold, frame_stride=stride)
+    files = {name: w.npy(f"stream/clip_{name}.npy", clip) for name, clip in clips.items()}  # shared with stream/cases.json
+    scenarios = [
+        ("stride2_auto_hop1", {"hop": 1, "sector": "auto", "sector_frames": 6}, [("main", 0, 24)]),
+        ("stride2_no_sector_hop2", {"hop": 2, "sector": "none"}, [("main", 0, 12)]),
+        ("stride2_hop3_fps25", {"hop": 3, "sector": "given", "fps": 25.0}, [("main", 0, 16)]),
+        ("stride2_geometry_change", {"hop": 1, "sector": "auto", "sector_frames": 5},
+         [("main", 0, 9), ("wide", 0, 10), ("main", 9, 16)]),
+        ("stride2_rgb", {"hop": 1, "sector": "auto", "sector_frames": 5}, [("tinted", 0, 10)]),
+    ]
+    out = [{"name": name, "options": opts, "segments": [list(s) for s in segments],
+            "events": _stream_events(clf, opts, segments, clips, given)} for name, opts, segments in scenarios]
+    clip_cases = [_clip_case(clf, name, ref, hop, fps, sector_name, clips, given) for name, ref, hop, fps, sector_name in [
+        ("stride2_main_hop1_auto", ("main", 0, 24), 1, 30.0, "auto"),
+        ("stride2_main_hop4_off_fps25", ("main", 0, 24), 4, 25.0, "none"),
+        ("stride2_span_exact", ("main", 3, 8), 1, 30.0, "none"),
+        ("stride2_shorter_than_span", ("main", 0, 4), 1, 30.0, "auto"),
+        ("stride2_shorter_than_t", ("main", 0, 2), 1, 30.0, "none"),
+        ("stride2_rgb_given_hop2", ("tinted", 0, 10), 2, 30.0, "given"),
+    ]]
+    w.json("stream/stride2_cases.json", {
+        "clip_cases": clip_cases,
+        "spec": spec.to_dict(), "frames": frames, "frame_stride": stride, "span": clf.span,
+        "classes": list(NED12[:classes]), "feature_dim": dim,
+        "uncertain_threshold": threshold, "clips": files, "given_mask": w.npy("stream/given_mask.npy", given.astype(np.uint8)),
+        "model": {"embed_w": w.npy("stream/stride2_embed_w.npy", model.embed_w),
+                  "embed_b": w.npy("stream/stride2_embed_b.npy", model.embed_b),
+                  "head_w": w.npy("stream/stride2_head_w.npy", model.head_w),
+                  "head_b": w.npy("stream/stride2_head_b.npy", model.head_b)},
         "scenarios": out}, compact=True)
 
 
@@ -478,7 +541,7 @@ def latency_cases(w: Writer) -> None:
 # ---- entry point ---------------------------------------------------------------------------
 
 SECTIONS = [manifest_cases, gray_cases, resize_cases, preprocess_cases, sector_cases, softmax_cases, stream_cases,
-            timeline_cases, latency_cases]
+            stream_stride_cases, timeline_cases, latency_cases]
 
 
 def generate(out: Path) -> Path:

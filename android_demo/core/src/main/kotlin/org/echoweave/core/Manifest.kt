@@ -21,11 +21,6 @@ val PRECISIONS = listOf("fp32", "fp16", "int8")
 val METHODS = listOf("forward", "embed_frame", "classify_window")
 val AGGREGATIONS = listOf("window", "mean_vote")
 
-private val REQUIRED = listOf(
-    "schema_version", "model_id", "model", "classes", "frames", "aggregation", "uncertain_threshold",
-    "preprocessing", "input_spec", "methods", "artifacts",
-)
-private val ARTIFACT_REQUIRED = listOf("id", "format", "backend", "precision", "files", "methods")
 
 /** One view class; [id] is its index in the model's logits. */
 data class ViewClass(val id: Int, val name: String)
@@ -51,7 +46,8 @@ data class Artifact(
 
 /**
  * The parsed manifest. [raw] keeps the whole JSON object for fields the app only displays
- * (model config, toolchain, parity, metrics).
+ * (model config, toolchain, parity, metrics). [frames] is T, the features one window holds;
+ * [frameStride] k the model's step between them in the clip, so a window spans [windowSpan] frames.
  */
 data class Manifest(
     val schemaVersion: Int,
@@ -59,6 +55,7 @@ data class Manifest(
     val modelVersion: String,
     val classes: List<ViewClass>,
     val frames: Int,
+    val frameStride: Int,
     val aggregation: String,
     val uncertainThreshold: Double,
     val preprocessing: PreprocessSpec,
@@ -68,6 +65,9 @@ data class Manifest(
     val raw: Map<String, Any?>,
 ) {
     val classNames: List<String> get() = classes.map { it.name }
+
+    /** Frames of the clip one window covers, (T - 1) * k + 1 (Classifier.span in Python). */
+    val windowSpan: Int get() = (frames - 1) * frameStride + 1
 
     /** Feature length D of `embed_frame`'s output (input_spec.feature_dim). */
     val featureDim: Int
@@ -99,108 +99,119 @@ data class Manifest(
             return parse(file.readText(), file.path)
         }
 
-        /** Validate a parsed JSON value (the rules of validate_manifest) and build a [Manifest]. */
+        /**
+         * Validate a parsed JSON value as validate_manifest does (the JSON Schema in [ManifestSchema],
+         * then the rules that span fields, in the same order and with the same messages) and build a [Manifest].
+         */
         fun fromJson(data: Any?, where: String = MANIFEST_FILE): Manifest {
             @Suppress("UNCHECKED_CAST")
             val m = data as? Map<String, Any?>
                 ?: throw ManifestException("$where: a manifest is a JSON object, got ${jsonTypeName(data)}")
-            val missing = REQUIRED.filter { it !in m }
-            if (missing.isNotEmpty()) throw ManifestException("$where: missing keys $missing")
             val version = m["schema_version"]
-            if (version !is Long || version < 1) {
-                throw ManifestException("$where: schema_version must be a positive integer, got ${Json.write(version)}")
-            }
-            if (version > SCHEMA_VERSION) {
+            if (version is Long && version > SCHEMA_VERSION) {
                 throw ManifestException("$where: manifest schema $version is newer than this app understands " +
                     "($SCHEMA_VERSION); update the app")
             }
-            val classes = parseClasses(m["classes"], where)
-            val aggregation = m["aggregation"]
-            if (aggregation !is String || aggregation !in AGGREGATIONS) {
-                throw ManifestException("$where: aggregation must be one of $AGGREGATIONS, got ${Json.write(aggregation)}")
+            ManifestSchema.firstError(m)?.let { e ->
+                throw ManifestException("$where: ${if (e.field.isEmpty()) "" else e.field + ": "}${oneLine(e.message)}")
             }
-            val frames = m["frames"]
-            if (frames !is Long || frames < 1) throw ManifestException("$where: frames must be a positive integer")
-            val thr = when (val t = m["uncertain_threshold"]) { is Long -> t.toDouble(); is Double -> t; else -> null }
-            if (thr == null || !(thr >= 0.0 && thr <= 1.0)) {
-                throw ManifestException("$where: uncertain_threshold must be in [0, 1], got ${Json.write(m["uncertain_threshold"])}")
+            checkConsistency(m, where)
+            val classes = m.list("classes", where).mapIndexed { i, c ->
+                ViewClass(i, (c as Map<*, *>)["name"] as String)
             }
-            val artifacts = parseArtifacts(m.list("artifacts", where), where)
-            val spec = try {
-                PreprocessSpec.fromJson(m.obj("preprocessing", where))
-            } catch (e: IllegalArgumentException) {
-                if (e is ManifestException) throw e
-                throw ManifestException("$where: preprocessing: ${e.message}")
-            }
+            val spec = PreprocessSpec.fromJson(m.obj("preprocessing", where))
+            val thr = m["uncertain_threshold"].let { if (it is Long) it.toDouble() else it as Double }
             return Manifest(
-                schemaVersion = version.toInt(),
+                schemaVersion = (version as Long).toInt(),
                 modelId = m.str("model_id", where),
                 modelVersion = m["model_version"] as? String ?: "",
                 classes = classes,
-                frames = frames.toInt(),
-                aggregation = aggregation,
+                frames = m.long("frames", where).toInt(),
+                frameStride = (m["frame_stride"] as? Long)?.toInt() ?: 1,
+                aggregation = m.str("aggregation", where),
                 uncertainThreshold = thr,
                 preprocessing = spec,
                 inputSpec = m.obj("input_spec", where),
-                methods = m.list("methods", where).map { it as? String ?: throw ManifestException("$where: methods must be strings") },
-                artifacts = artifacts,
+                methods = m.list("methods", where).map { it as String },
+                artifacts = m.list("artifacts", where).map { parseArtifact(it) },
                 raw = m,
             )
         }
 
-        private fun parseClasses(value: Any?, where: String): List<ViewClass> {
-            val bad = ManifestException("$where: classes must be a non-empty list with ids 0..K-1 in order")
-            val list = value as? List<*> ?: throw bad
-            if (list.isEmpty()) throw bad
-            return list.mapIndexed { i, c ->
-                val obj = c as? Map<*, *> ?: throw bad
-                // Python compares ids with ==, so 1.0 counts as 1 there; do the same.
-                val id = when (val v = obj["id"]) { is Long -> v.toDouble(); is Double -> v; else -> throw bad }
-                if (id != i.toDouble()) throw bad
-                ViewClass(i, obj["name"] as? String ?: throw ManifestException("$where: class $i has no string 'name'"))
+        /** The rules the schema cannot state (_check_consistency in edge/manifest.py): they relate two fields. */
+        @Suppress("UNCHECKED_CAST")
+        private fun checkConsistency(m: Map<String, Any?>, where: String) {
+            fun bad(problem: String): Nothing = throw ManifestException("$where: $problem")
+            val classes = m["classes"] as List<Map<String, Any?>>
+            val frames = m["frames"] as Long
+            val spec = m["input_spec"] as Map<String, Any?>
+            val ids = classes.map { it["id"] as Long }
+            if (ids != ids.indices.map { it.toLong() }) {
+                bad("classes: ids must be 0..${classes.size - 1} in order, got ${oneLine(pyRepr(ids), 80)}")
+            }
+            if (classes.map { it["name"] }.toSet().size != classes.size) bad("classes: names must be unique")
+            if (spec["frames"] != frames) bad("frames is $frames but input_spec.frames is ${spec["frames"]}")
+            if (spec["num_classes"] != classes.size.toLong()) {
+                bad("${classes.size} classes but input_spec.num_classes is ${spec["num_classes"]}")
+            }
+            for ((method, io) in spec["methods"] as Map<String, Map<String, Any?>>) {
+                for (out in io["outputs"] as List<Map<String, Any?>>) {
+                    val shape = out["shape"] as List<*>
+                    if (out["name"] == "logits" && shape.last() != classes.size.toLong()) {
+                        bad("input_spec.methods.$method outputs ${shape.last()} logits but there are ${classes.size} classes")
+                    }
+                }
+                for (inp in io["inputs"] as List<Map<String, Any?>>) {
+                    val shape = inp["shape"] as List<*>
+                    if ((inp["layout"] as? String ?: "").startsWith("NT") && shape.getOrNull(1) != frames) {
+                        bad("input_spec.methods.$method takes ${shape.getOrNull(1) ?: "no"} frames but frames is $frames")
+                    }
+                }
+            }
+            try {
+                PreprocessSpec.fromJson(m["preprocessing"] as Map<String, Any?>)
+            } catch (e: IllegalArgumentException) {
+                bad("preprocessing: ${e.message}")
+            }
+            val seen = HashSet<String>()
+            (m["artifacts"] as List<Map<String, Any?>>).forEachIndexed { i, art ->
+                val id = art["id"] as String
+                if (!seen.add(id)) bad("duplicate artifact id ${pyRepr(id)}")
+                val paths = (art["files"] as List<Map<String, Any?>>).map { it["path"] as String }
+                for (path in paths) {
+                    if (path.startsWith("/") || ".." in path.split('/') || '\\' in path) {
+                        bad("artifacts[$i] ($id): file path ${pyRepr(path)} must be relative to the folder")
+                    }
+                }
+                for ((name, entry) in art["methods"] as Map<String, Map<String, Any?>>) {
+                    if (entry["file"] !in paths) {
+                        bad("artifacts[$i] ($id): method ${pyRepr(name)} names file ${pyRepr(entry["file"])}, " +
+                            "which is not one of the artifact's files")
+                    }
+                }
             }
         }
 
-        private fun parseArtifacts(list: List<Any?>, where: String): List<Artifact> {
-            val ids = HashSet<String>()
-            return list.mapIndexed { i, a ->
-                @Suppress("UNCHECKED_CAST")
-                val art = a as? Map<String, Any?> ?: throw ManifestException("$where: artifact $i must be an object")
-                val miss = ARTIFACT_REQUIRED.filter { it !in art }
-                if (miss.isNotEmpty()) throw ManifestException("$where: artifact $i misses $miss")
-                val id = art.str("id", where)
-                if (!ids.add(id)) throw ManifestException("$where: duplicate artifact id '$id'")
-                val format = art["format"]
-                val precision = art["precision"]
-                if (format !in FORMATS || precision !in PRECISIONS) {
-                    throw ManifestException("$where: artifact '$id' has format ${Json.write(format)} / precision " +
-                        "${Json.write(precision)}; known $FORMATS / $PRECISIONS")
-                }
-                val files = art.list("files", where).map { f ->
-                    @Suppress("UNCHECKED_CAST")
-                    val fo = f as? Map<String, Any?> ?: throw ManifestException("$where: artifact '$id' files must be objects")
-                    ArtifactFile(fo.str("path", where), fo["sha256"] as? String ?: "", fo["bytes"] as? Long)
-                }
-                val paths = files.map { it.path }.toSet()
-                val methods = LinkedHashMap<String, MethodEntry>()
-                for ((name, mv) in art.obj("methods", where)) {
-                    val file = (mv as? Map<*, *>)?.get("file")
-                    if (name !in METHODS || file !is String || file !in paths) {
-                        throw ManifestException("$where: artifact '$id' method '$name' must be one of $METHODS " +
-                            "and name one of the artifact's files")
-                    }
-                    methods[name] = MethodEntry(file, (mv["entry"] as? String) ?: name)
-                }
-                for (f in files) {
-                    val parts = f.path.split('/').filter { it.isNotEmpty() }
-                    if (f.path.startsWith("/") || ".." in parts) {
-                        throw ManifestException("$where: artifact file path '${f.path}' must be relative to the folder")
-                    }
-                }
-                Artifact(id, format as String, art["backend"]?.toString() ?: "", precision as String, files, methods,
-                    art["input_dtype"] as? String ?: "float32", art["output_dtype"] as? String ?: "float32",
-                    art["notes"] as? String ?: "")
+        /** Build an [Artifact] from an entry the checks above accepted. */
+        @Suppress("UNCHECKED_CAST")
+        private fun parseArtifact(a: Any?): Artifact {
+            val art = a as Map<String, Any?>
+            val files = (art["files"] as List<Map<String, Any?>>).map {
+                ArtifactFile(it["path"] as String, it["sha256"] as String, it["bytes"] as? Long)
             }
+            val methods = LinkedHashMap<String, MethodEntry>()
+            for ((name, entry) in art["methods"] as Map<String, Map<String, Any?>>) {
+                methods[name] = MethodEntry(entry["file"] as String, entry["entry"] as? String ?: name)
+            }
+            return Artifact(art["id"] as String, art["format"] as String, art["backend"] as String,
+                art["precision"] as String, files, methods, art["input_dtype"] as? String ?: "float32",
+                art["output_dtype"] as? String ?: "float32", art["notes"] as? String ?: "")
+        }
+
+        /** One line, at most [limit] characters (_short in edge/manifest.py). */
+        private fun oneLine(text: String, limit: Int = 160): String {
+            val t = text.split(Regex("\\s+")).filter { it.isNotEmpty() }.joinToString(" ")
+            return if (t.length <= limit) t else t.take(limit - 3) + "..."
         }
 
         private fun jsonTypeName(v: Any?): String = when (v) {

@@ -115,16 +115,14 @@ private const val LUMA_B = 0.114f
 /**
  * Luma of one RGB pixel, rounded half-to-even and clipped to 0..255 (rgb_to_gray in edge/image.py).
  *
- * numpy computes `rgb @ [0.299, 0.587, 0.114]` in float32 as fma(b, wb, fma(r, wr, g * wg)) on
- * the x86-64 machines we tested (every one of the 16.7M RGB triples); other orders of the same
- * sum disagree after rounding for about 1 triple in 14 000. Each fused multiply-add is done in
- * double (the float product is exact there) so this runs on every Android API level.
+ * The value rounded is the exact r*0.299f + g*0.587f + b*0.114f: each product of a byte and a
+ * float32 weight is a multiple of 2^-27 below 2^8, so their sum in double has no rounding error
+ * in any order. (A float32 sum has: its order, which numpy leaves to the CPU's BLAS kernel,
+ * changed the result for about 1 triple in 14 000.)
  */
 fun lumaOf(r: Int, g: Int, b: Int): Int {
-    val gw = g.toFloat() * LUMA_G
-    val rg = (r.toDouble() * LUMA_R.toDouble() + gw.toDouble()).toFloat()
-    val y = (b.toDouble() * LUMA_B.toDouble() + rg.toDouble()).toFloat()
-    return round(y.toDouble()).toInt().coerceIn(0, 255)
+    val y = r * LUMA_R.toDouble() + g * LUMA_G.toDouble() + b * LUMA_B.toDouble()
+    return round(y).toInt().coerceIn(0, 255)
 }
 
 /** Convert (T, H, W, 3) RGB frames to (T, H, W) grayscale (BT.601, rounded); gray input is returned as is. */

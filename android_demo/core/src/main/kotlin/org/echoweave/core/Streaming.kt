@@ -5,8 +5,11 @@
  *
  *  - Whole clips: every frame is embedded once (`embed_frame`), each window of T features is
  *    classified (`classify_window`), the clip's probabilities are the mean over windows; a clip
- *    shorter than T repeats its last frame. The sector is estimated from the whole clip.
- *  - Streams: a ring buffer of the last T features, one backbone pass per new frame. With the
+ *    shorter than a window repeats its last frame. The sector is estimated from the whole clip.
+ *  - A model with frame stride k (manifest `frame_stride`) takes every k-th frame: a window
+ *    spans (T - 1) * k + 1 frames of the clip ([ModelInfo.span]) and the head gets every k-th.
+ *  - Streams: a ring buffer of the features of the last span frames, one backbone pass per new
+ *    frame, a prediction on every frame (or hop-th) once it is full. With the
  *    "auto" sector the whole image is used until `sectorFrames` frames were seen, then the fan is
  *    estimated from them and the buffered features are recomputed with the new mask; the
  *    estimate is refreshed when the frame size changes (window restarted) or when the static
@@ -31,17 +34,34 @@ interface FrameModel {
     fun classifyWindow(features: FloatTensor): FloatArray
 }
 
-/** What the classifier needs to know about the model; all of it comes from the manifest. */
+/**
+ * What the classifier needs to know about the model; all of it comes from the manifest.
+ *
+ * @property frames T, the features one window holds.
+ * @property frameStride k, the model's step between a window's frames (manifest `frame_stride`, default 1).
+ */
 data class ModelInfo(
     val classNames: List<String>,
     val frames: Int,
     val spec: PreprocessSpec,
     val uncertainThreshold: Double,
     val aggregation: String = "window",
+    val frameStride: Int = 1,
 ) {
+    init {
+        require(frames >= 1) { "frames must be >= 1, got $frames" }
+        require(frameStride >= 1) { "frameStride must be >= 1, got $frameStride" }
+    }
+
+    /** Frames of the clip one window covers, (T - 1) * k + 1 (Classifier.span). */
+    val span: Int get() = (frames - 1) * frameStride + 1
+
+    /** The T features of the window whose span starts at [start] in [perFrame]: every k-th, oldest first. */
+    fun <E> windowOf(perFrame: List<E>, start: Int = 0): List<E> = List(frames) { perFrame[start + it * frameStride] }
+
     companion object {
         fun from(manifest: Manifest) = ModelInfo(manifest.classNames, manifest.frames, manifest.preprocessing,
-            manifest.uncertainThreshold, manifest.aggregation)
+            manifest.uncertainThreshold, manifest.aggregation, manifest.frameStride)
     }
 }
 
@@ -95,13 +115,16 @@ private fun windowOf(features: List<FloatArray>): FloatTensor {
 
 /** Whole-clip classification (Classifier.predict_windows / predict). Thread-safe if [model] is. */
 class ClipClassifier(val model: FrameModel, val info: ModelInfo) {
-    /** First frame of each sliding window (a short clip has one window, padded). */
+    /** First frame of each sliding window, each covering [ModelInfo.span] frames (a short clip has one window, padded). */
     fun windowStarts(numFrames: Int, hop: Int): List<Int> {
         require(hop >= 1) { "hop must be >= 1, got $hop" }
-        return (0..maxOf(numFrames - info.frames, 0) step hop).toList()
+        return (0..maxOf(numFrames - info.span, 0) step hop).toList()
     }
 
-    /** One prediction per window of T frames every [hop] frames; frameIndex/timeS are the window's last frame. */
+    /**
+     * One prediction per window every [hop] frames (T frames, frameStride apart); frameIndex/timeS
+     * are the window's last frame.
+     */
     fun predictWindows(frames: Frames, hop: Int = 1, fps: Double = 30.0, sector: SectorChoice = SectorChoice.Auto): List<Prediction> {
         require(fps.isFinite() && fps > 0) { "fps must be positive, got $fps" }
         val t0 = System.nanoTime()
@@ -114,12 +137,12 @@ class ClipClassifier(val model: FrameModel, val info: ModelInfo) {
         val x = preprocessWithSector(gray, info.spec, chosen)  // (N, C, S, S)
         val n = x.shape[0]
         val feats = (0 until n).map { model.embedFrame(frameOf(x, it)) }
-        val padded = feats + List(maxOf(info.frames - n, 0)) { feats.last() }  // repeat the last frame
+        val padded = feats + List(maxOf(info.span - n, 0)) { feats.last() }  // repeat the last frame
         val starts = windowStarts(n, hop)
-        val logits = starts.map { s -> model.classifyWindow(windowOf(padded.subList(s, s + info.frames))) }
+        val logits = starts.map { s -> model.classifyWindow(windowOf(info.windowOf(padded, s))) }
         val perWindow = (System.nanoTime() - t0) / 1e6 / starts.size
         return starts.zip(logits).map { (s, z) ->
-            val last = minOf(s + info.frames, n) - 1
+            val last = minOf(s + info.span, n) - 1
             makePrediction(softmax(z), info.classNames, info.uncertainThreshold, last, last / fps, perWindow, model.runtimeName)
         }
     }
@@ -140,7 +163,10 @@ class ClipClassifier(val model: FrameModel, val info: ModelInfo) {
  * Classify a live stream frame by frame with one backbone pass per frame (StreamingClassifier).
  * One instance per stream; [push] is synchronized, so a camera thread and a UI thread may share it.
  *
- * @param hop emit a prediction on every hop-th frame once the buffer holds T features.
+ * The ring buffer holds the features of the last [ModelInfo.span] frames; the head gets every
+ * frameStride-th of them (T features, oldest first).
+ *
+ * @param hop emit a prediction on every hop-th frame once the buffer holds a whole window span.
  * @param sector [SectorChoice.Auto], [SectorChoice.Off] or a given sector.
  * @param refresh re-estimate an auto sector when the image changes.
  * @param sectorFrames frames used to estimate the sector (>= 2).
@@ -157,7 +183,7 @@ class StreamingClassifier(
     val changeThreshold: Double = 10.0,
     val fps: Double = 30.0,
 ) {
-    private val window = info.frames
+    private val span = info.span
     private val auto = sector is SectorChoice.Auto
     private val given: Sector? = (sector as? SectorChoice.Given)?.sector
     private val features = ArrayDeque<FloatArray>()
@@ -271,12 +297,12 @@ class StreamingClassifier(
             }
             features.addLast(embed(gray, currentSector))
             raw.addLast(gray)
-            while (features.size > window) features.removeFirst()
-            while (raw.size > window) raw.removeFirst()
+            while (features.size > span) features.removeFirst()
+            while (raw.size > span) raw.removeFirst()
             index = framesSeen
             framesSeen++
-            if (features.size < window || (index + 1 - window) % hop != 0) return null
-            logits = model.classifyWindow(windowOf(features.toList()))  // (K,)
+            if (features.size < span || (index + 1 - span) % hop != 0) return null
+            logits = model.classifyWindow(windowOf(info.windowOf(features)))  // (K,) from T features, oldest first
         }
         val time = timeS ?: (index / fps)
         return makePrediction(softmax(logits), info.classNames, info.uncertainThreshold, index, time,
