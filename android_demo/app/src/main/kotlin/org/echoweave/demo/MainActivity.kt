@@ -96,6 +96,7 @@ class MainActivity : AppCompatActivity() {
             val manifest = Manifest.read(folder)
             val model = openFrameModel(folder, manifest, runtime())
             Log.i(LOG_TAG, "opened ${manifest.modelId} with ${model.runtimeName}; T=${manifest.frames}, " +
+                "frame stride ${manifest.frameStride} (window spans ${manifest.windowSpan} frames), " +
                 "input ${manifest.inputSize}px, ${manifest.classes.size} classes")
             StreamSession(model, ModelInfo.from(manifest), fps, ::showResult)
         } catch (e: Exception) {
