@@ -103,12 +103,12 @@ def test_kfold_with_too_few_patients_is_an_error(tmp_path):
 
 
 def test_motion_pair_accuracy_counts_only_pair_clips():
-    from echoweave.train.engine.kfold import _motion_pair_accuracy
+    from echoweave.train.engine.evaluate import motion_pair_accuracy
 
     names = ["A", "B", "C"]
     labels = np.array([0, 1, 0, 1, 2])
     preds = np.array([0, 0, 0, 1, 1])
-    out = _motion_pair_accuracy(labels, preds, names, [("A", "B")])
+    out = motion_pair_accuracy(labels, preds, names, [("A", "B")])
     assert out == {"A|B": {"accuracy": 0.75, "n": 4}}
 
 

@@ -144,3 +144,13 @@ def test_strided_contrast_model_streams_exactly_like_eager(contrast_dir, contras
     np.testing.assert_allclose(via_features, via_forward, atol=1e-6)
     np.testing.assert_allclose(streamed, via_forward, atol=1e-6)
     assert [p.frame_index for p in pushed if p] == list(range(6, 12))
+
+
+def test_motion_share_measures_the_part_of_the_features_that_moves():
+    from echoweave.train.experiments.feature_motion import motion_share
+
+    rng = np.random.default_rng(0)
+    static = rng.normal(size=(50, 1, 8)).repeat(16, axis=1)  # (clips, frames, D): appearance only
+    assert motion_share(static) == pytest.approx(0.0, abs=1e-12)
+    moving = static + 0.1 * np.sin(np.arange(16))[None, :, None]
+    assert 0.0 < motion_share(moving, stride=1) < motion_share(moving, stride=2) < 0.05

@@ -126,11 +126,15 @@ class EvalDataConfig:
         sampler: Window sampling, `consecutive` or `spaced` (default: the checkpoint's).
         eval_windows: Windows per clip for consecutive sampling; their mean probability is the
             clip's prediction (default: the checkpoint's).
+        phantom_seed: Evaluate on the synthetic phantom generated with this seed (its patients
+            are people no run of another seed has seen; every clip is scored). The phantom's
+            other settings are the checkpoint's.
     """
 
     path: str | None = None
     sampler: Literal["consecutive", "spaced"] | None = None
     eval_windows: int | None = None
+    phantom_seed: int | None = None
 
 
 def evaluate(checkpoint: str, data: EvalDataConfig = EvalDataConfig(), out: str | None = None,
@@ -152,7 +156,7 @@ def evaluate(checkpoint: str, data: EvalDataConfig = EvalDataConfig(), out: str 
     from echoweave.train.engine.evaluate import evaluate_checkpoint
 
     evaluate_checkpoint(checkpoint, data_path=data.path, out=out, split=split, sampler=data.sampler,
-                        windows=data.eval_windows, compare=compare, device=device)
+                        windows=data.eval_windows, compare=compare, device=device, phantom_seed=data.phantom_seed)
 
 
 def kfold(recipe: str = "table2_cpu", out: str = "runs/kfold", folds: int = 5, only_folds: list[int] | None = None,

@@ -17,7 +17,7 @@ import numpy as np
 from echoweave.edge.errors import EchoweaveError
 from echoweave.train.data.splits import patient_kfold
 from echoweave.train.engine.data import load_store, store_key
-from echoweave.train.engine.evaluate import predict_windows
+from echoweave.train.engine.evaluate import motion_pair_accuracy, predict_windows, video_predictions
 from echoweave.train.engine.recipe import load_recipe, resolve_config_path, stage_config
 from echoweave.train.engine.run import run_training
 from echoweave.train.evaluation import (
@@ -27,17 +27,6 @@ from echoweave.train.evaluation import (
     pool_folds,
     write_metrics_json,
 )
-
-
-def _motion_pair_accuracy(labels: np.ndarray, preds: np.ndarray, class_names, pairs) -> dict:
-    """Accuracy on the clips of each motion-only pair, counting only the pair's two classes."""
-    out = {}
-    for a, b in pairs:
-        ia, ib = class_names.index(a), class_names.index(b)
-        sel = np.isin(labels, [ia, ib])
-        if sel.any():
-            out[f"{a}|{b}"] = {"accuracy": float((preds[sel] == labels[sel]).mean()), "n": int(sel.sum())}
-    return out
 
 
 def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] | None = None,
@@ -142,15 +131,6 @@ def _rt_of(model):
     return Runtime(device=next(model.parameters()).device)
 
 
-def _video_level(pred: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``(labels, predictions)`` per video: the mean probability of each recording's windows."""
-    vids = pred["video_ids"]
-    uniq = np.unique(vids)
-    labels = np.array([pred["labels"][vids == u][0] for u in uniq])
-    preds = np.array([pred["probs"][vids == u].mean(0).argmax() for u in uniq])
-    return labels, preds
-
-
 def _cross_summary(cross: dict, class_names, pairs) -> dict:
     """Video-level accuracy (and per motion-only pair) of each fold's model on the other seed's
     patients, as mean and standard deviation over folds."""
@@ -158,9 +138,9 @@ def _cross_summary(cross: dict, class_names, pairs) -> dict:
     for name, fold_preds in cross.items():
         accs, pair_accs = [], {"|".join(p): [] for p in pairs}
         for pred in fold_preds:
-            labels, preds = _video_level(pred)
+            labels, preds = video_predictions(pred)
             accs.append(float((labels == preds).mean()))
-            for key, v in _motion_pair_accuracy(labels, preds, class_names, pairs).items():
+            for key, v in motion_pair_accuracy(labels, preds, class_names, pairs).items():
                 pair_accs[key].append(v["accuracy"])
         out[name] = {"accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
                      "videos": int(len(np.unique(fold_preds[0]["video_ids"]))), "folds": len(accs),
@@ -178,8 +158,8 @@ def _summarise(per_method, class_names, exp, out: Path) -> dict:
         # Video level: mean probability of each recording's windows (folds hold disjoint clips).
         merged = {key: np.concatenate([f[key] for f in fold_preds]) for key in ("labels", "probs", "video_ids")}
         uniq = np.unique(merged["video_ids"])
-        v_labels, v_preds = _video_level(merged)
-        pooled["motion_pairs_video"] = _motion_pair_accuracy(v_labels, v_preds, class_names, pairs)
+        v_labels, v_preds = video_predictions(merged)
+        pooled["motion_pairs_video"] = motion_pair_accuracy(v_labels, v_preds, class_names, pairs)
         pooled["_video_preds"] = (uniq, v_labels, v_preds)
         slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
         plot_confusion_matrix(np.array(pooled["pooled"]["video"]["confusion_matrix"]), class_names,
