@@ -77,7 +77,7 @@ def test_train_recipe_trains_both_stages_the_second_from_the_first(tmp_path, cap
     assert (stage1["stage"], stage1["model"]["name"], stage1["init_from"]) == ("image", "image", None)
     assert (stage2["stage"], stage2["model"]["name"], stage2["init_from"]) == ("temporal", "tfw", str(out / "stage1"))
     # The recipe's own per-stage values survive; the options given override both stages.
-    assert (stage1["optim"]["lr"], stage2["optim"]["lr"]) == (0.05, 0.01)
+    assert (stage1["optim"]["lr"], stage2["optim"]["lr"]) == (0.05, 0.003)
     assert stage1["optim"]["epochs"] == stage2["optim"]["epochs"] == 1
     assert stage1["data"]["phantom_patients"] == stage2["data"]["phantom_patients"] == 3
     assert stage2["data"]["preprocessing"]["crop"] == 32
