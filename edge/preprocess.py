@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 
@@ -146,7 +147,51 @@ def _support(weights: np.ndarray) -> tuple[int, int]:
     return int(used[0]), int(used[-1]) + 1
 
 
-_BLAS = None
+class _SingleThreadedBlas:
+    """Reference-counted one-thread BLAS limit, safe with many threads inside at once.
+
+    threadpoolctl's limit is process-wide: with one limit per calling thread, a thread leaving
+    the block restored the full thread count while another was still inside (its product then ran
+    on another kernel, changing float rounding), or restored 1 for good. Here the first thread in
+    sets the limit and the last one out restores it.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._controller = None  # None: not looked up yet; False: threadpoolctl is missing
+        self._limit = None
+
+    def _get_controller(self):
+        if self._controller is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                self._controller = ThreadpoolController()
+            except ImportError:  # edge installs pin threadpoolctl; stay correct, just slower, without it
+                self._controller = False
+        return self._controller
+
+    @contextlib.contextmanager
+    def __call__(self):
+        with self._lock:
+            controller = self._get_controller()
+            if controller is not False:
+                if self._inside == 0:
+                    self._limit = controller.limit(limits=1, user_api="blas")
+                self._inside += 1
+        try:
+            yield
+        finally:
+            if controller is not False:
+                with self._lock:
+                    self._inside -= 1
+                    if self._inside == 0:
+                        self._limit.restore_original_limits()
+                        self._limit = None
+
+
+_SINGLE_THREADED_BLAS = _SingleThreadedBlas()
 
 
 def single_threaded_blas():
@@ -155,19 +200,9 @@ def single_threaded_blas():
     These matrix products are small (a few MMACs per frame). Between two inference calls
     OpenBLAS's worker threads fall asleep, and waking them cost ~6 ms per streamed frame here,
     10x the product itself (measured: 6.7 ms -> 0.6 ms per 240x320 frame). The limit applies
-    only inside the block, so the app's own numpy keeps its threads.
+    only while some thread is inside the block, so the app's own numpy keeps its threads.
     """
-    global _BLAS
-    if _BLAS is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS = ThreadpoolController()
-        except ImportError:  # edge installs pin threadpoolctl; stay correct, just slower, without it
-            _BLAS = False
-    if _BLAS is False:
-        return contextlib.nullcontext()
-    return _BLAS.limit(limits=1, user_api="blas")
+    return _SINGLE_THREADED_BLAS()
 
 
 def _check_frames(frames: np.ndarray, source: str) -> None:
