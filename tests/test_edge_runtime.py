@@ -15,6 +15,7 @@ from echoweave.edge.manifest import ManifestError, read_manifest, write_manifest
 from echoweave.edge.runtime import RuntimeNotAvailable, available_runtimes
 from echoweave.edge.runtime import base as runtime_base
 from tests.helpers.edge_artifacts import exported_artifacts, tiny_image_checkpoint
+from tests.helpers.stream_parity import assert_file_and_stream_agree
 
 RUNTIMES = ("onnxruntime", "executorch", "litert")
 
@@ -64,15 +65,8 @@ def test_every_runtime_matches_eager_and_streaming_equals_window_model(tfw_dir, 
     assert clf.runtime == runtime and clf.frames == 4 and len(clf.class_names) == 12
     x = clf.preprocess(frames, sector=None)  # (9, 1, 32, 32)
     eager, _ = _eager_window_probs(tiny_checkpoint, x)
-    via_forward = np.stack([p.probabilities for p in clf.predict_windows(frames, sector=None, via="forward")])
-    via_features = np.stack([p.probabilities for p in clf.predict_windows(frames, sector=None)])
-    stream = clf.stream(sector=None)
-    pushed = [stream.push(f) for f in frames]
+    pushed = assert_file_and_stream_agree(clf, frames, eager)
     assert [p is None for p in pushed] == [True] * 3 + [False] * 6  # a prediction once 4 frames are in
-    streamed = np.stack([p.probabilities for p in pushed if p is not None])
-    np.testing.assert_allclose(via_forward, eager, atol=1e-5)
-    np.testing.assert_allclose(via_features, via_forward, atol=1e-6)
-    np.testing.assert_allclose(streamed, via_forward, atol=1e-6)
     assert [p.frame_index for p in pushed if p] == list(range(3, 9))
 
 

@@ -12,6 +12,7 @@ import echoweave.edge as ew
 from echoweave.train.models import build_model
 from echoweave.train.models.base import window_contrast
 from tests.helpers.edge_artifacts import exported_artifacts
+from tests.helpers.stream_parity import assert_file_and_stream_agree
 from tests.helpers.tiny import tiny_config
 
 TEMPORAL = ("gru", "tfw", "attention")
@@ -134,15 +135,8 @@ def test_strided_contrast_model_streams_exactly_like_eager(contrast_dir, contras
     with torch.no_grad():
         windows = torch.stack([torch.from_numpy(x[s : s + 7 : 2]) for s in range(6)])  # (6, 4, 1, S, S)
         eager = torch.softmax(model(windows).double(), -1).numpy()
-    via_forward = np.stack([p.probabilities for p in clf.predict_windows(frames, sector=None, via="forward")])
-    via_features = np.stack([p.probabilities for p in clf.predict_windows(frames, sector=None)])
-    stream = clf.stream(sector=None)
-    pushed = [stream.push(f) for f in frames]
+    pushed = assert_file_and_stream_agree(clf, frames, eager)
     assert [p is None for p in pushed] == [True] * 6 + [False] * 6  # first prediction once 7 frames are in
-    streamed = np.stack([p.probabilities for p in pushed if p is not None])
-    np.testing.assert_allclose(via_forward, eager, atol=1e-5)
-    np.testing.assert_allclose(via_features, via_forward, atol=1e-6)
-    np.testing.assert_allclose(streamed, via_forward, atol=1e-6)
     assert [p.frame_index for p in pushed if p] == list(range(6, 12))
 
 
