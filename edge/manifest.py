@@ -162,7 +162,11 @@ def _check_consistency(data: dict, where: str) -> None:
                 raise ManifestError(f"{where}: input_spec.methods.{method} outputs {out['shape'][-1]} logits but "
                                     f"there are {len(classes)} classes")
         for inp in io["inputs"]:
-            if inp.get("layout", "").startswith("NT") and inp["shape"][1] != frames:
+            layout = inp.get("layout", "")
+            if layout and len(layout) != len(inp["shape"]):
+                raise ManifestError(f"{where}: input_spec.methods.{method} input has layout {layout} but a "
+                                    f"{len(inp['shape'])}-d shape {inp['shape']}")
+            if layout.startswith("NT") and inp["shape"][1] != frames:
                 raise ManifestError(f"{where}: input_spec.methods.{method} takes {inp['shape'][1]} frames but "
                                     f"frames is {frames}")
     try:

@@ -231,6 +231,9 @@ MALFORMED = {
     "a path escaping with ..": (lambda m: m["artifacts"][0]["files"][0].update(path="../x.onnx"),
                                 "must be relative to the folder"),
     "not an object at all": (lambda m: (m.clear(), m.update(x=1)), "'schema_version' is a required property"),
+    "a layout longer than its shape": (
+        lambda m: m["input_spec"]["methods"]["classify_window"]["inputs"][0].update(shape=[1]),
+        "input_spec.methods.classify_window input has layout NTD but a 1-d shape [1]"),
 }
 
 
