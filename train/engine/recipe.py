@@ -1,6 +1,6 @@
 """Two-stage recipes: stage 1 trains the image model, stage 2 the temporal model from it.
 
-A recipe YAML (``train/configs/demo_cpu.yaml``, ``paper_two_stage.yaml``) has a ``base`` section
+A recipe YAML (``train/configs/demo_cpu.yaml``, ``table2_cpu.yaml``) has a ``base`` section
 shared by both stages and ``stage1`` / ``stage2`` sections merged on top of it (nested dicts
 merge key by key), each becoming a `TrainConfig`. Experiments add ``variants``: several stage-2
 models trained from the same stage-1 model.
