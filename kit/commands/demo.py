@@ -139,6 +139,8 @@ def _report(out_dir: Path, summary: dict, runs: dict, ev: dict, timings: dict, r
         lines.append(f"- McNemar's exact test vs the stage-1 image model (video level, same recordings; image "
                      f"accuracy {cmp.get('video_accuracy', float('nan')):.3f}): b = {mc['b']} (TFW right, image "
                      f"wrong), c = {mc['c']}, p = {mc['p']:.4g}.")
+    lines.append(f"- Confusion matrix: `{out_dir / 'evaluation' / 'eval_confusion.png'}`; all metrics: "
+                 f"`{out_dir / 'evaluation' / 'eval_metrics.json'}`.")
     ov = other["video"]
     ocmp = other.get("compare", {})
     lines += [
@@ -153,8 +155,7 @@ def _report(out_dir: Path, summary: dict, runs: dict, ev: dict, timings: dict, r
     if omc:
         lines.append(f"- McNemar (video level): b = {omc['b']}, c = {omc['c']}, p = {omc['p']:.4g}.")
     lines += [
-        f"- Confusion matrix: `{out_dir / 'evaluation' / 'eval_confusion.png'}`; all metrics: "
-        f"`{out_dir / 'evaluation' / 'eval_metrics.json'}`.",
+        f"- Confusion matrix: `{out_dir / 'evaluation_other_seed' / 'eval_confusion.png'}`.",
         "",
         "## Time",
         *[f"- {k}: {val:.1f} s" for k, val in timings.items()],
