@@ -148,3 +148,12 @@ def test_motion_share_measures_the_part_of_the_features_that_moves():
     assert motion_share(static) == pytest.approx(0.0, abs=1e-12)
     moving = static + 0.1 * np.sin(np.arange(16))[None, :, None]
     assert 0.0 < motion_share(moving, stride=1) < motion_share(moving, stride=2) < 0.05
+
+
+def test_a_frame_stride_with_spaced_sampling_is_refused_not_ignored(tmp_path):
+    from echoweave.edge.errors import EchoweaveError
+    from echoweave.train.engine.run import run_training
+
+    cfg = tiny_config(tmp_path, model={"frame_stride": 2}, data={"sampler": "spaced"}, optim={"epochs": 1})
+    with pytest.raises(EchoweaveError, match="frame stride 2 needs the consecutive sampler"):
+        run_training(cfg, show_progress=False)

@@ -98,7 +98,9 @@ def _datasets(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, rt:
     """(train dataset, validation dataset) for the stage, with cached features if asked."""
     train_tf, eval_tf = make_transforms(cfg.data)
     frames = cfg.model.frames
-    stride = cfg.model.frame_stride if cfg.data.sampler == "consecutive" else 1
+    # A spaced sampler with a frame stride is refused by WindowSamples rather than silently
+    # trained unstrided: the manifest would promise the edge a stride the model never saw.
+    stride = cfg.model.frame_stride
     if cfg.stage == "image":
         return FrameSamples(store, train_idx, train_tf, cfg.data.frames_per_clip, cfg.seed), WindowSamples(
             store, val_idx, eval_tf, frames, cfg.data.sampler, train=False, windows=cfg.data.eval_windows,
