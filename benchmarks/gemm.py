@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from echoweave.benchmarks.threads import apply_threads
+from echoweave.edge.atomic import atomic_path
 
 DEFAULT_SHAPE = (256, 2048, 2048)  # m, k, n: 1.07 GMAC per call, large enough to be compute-bound
 FORMATS = {"executorch": "executorch", "onnxruntime": "onnx", "litert": "litert"}
@@ -121,9 +122,8 @@ def gemm_artifact(runtime: str, precision: str, shape: tuple[int, int, int], cac
     folder.mkdir(parents=True, exist_ok=True)
     name = f"gemm_{m}x{k}x{n}_{precision}{suffix}"
     if not (folder / name).exists():
-        tmp = folder / f".{name}.{os.getpid()}.tmp{suffix}"
-        build(tmp, m, k, n, precision)
-        os.replace(tmp, folder / name)
+        with atomic_path(folder / name) as tmp:  # same suffix: converters pick the format from it
+            build(tmp, m, k, n, precision)
     artifact = {"id": f"gemm_{runtime}_{precision}", "format": FORMATS[runtime], "backend": "cpu",
                 "precision": precision, "files": [{"path": name}],
                 "methods": {"forward": {"file": name, "entry": "forward"}}}

@@ -10,11 +10,11 @@
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from echoweave.edge.atomic import atomic_path, write_text_atomic
 
 
 def _f(x, fmt="{:.2f}", none="–"):
@@ -101,13 +101,8 @@ def perf_markdown(perf: dict) -> str:
 
 
 def _save(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def latency_chart(perf: dict, path: str | Path) -> Path | None:
@@ -188,9 +183,6 @@ def write_report(perf: dict, out: str | Path) -> dict[str, Path]:
                 md += f"\n![{name}]({p.name})\n"
     except ImportError:
         md += "\n(charts skipped: matplotlib is not installed)\n"
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".perf.md.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(md)
-    os.replace(tmp, out / "perf.md")
+    write_text_atomic(out / "perf.md", md)
     paths["markdown"] = out / "perf.md"
     return paths

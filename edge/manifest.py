@@ -42,10 +42,10 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from echoweave.edge.atomic import write_json_atomic
 from echoweave.edge.errors import EchoweaveError
 
 SCHEMA_VERSION = 1
@@ -206,17 +206,7 @@ def write_manifest(folder: str | Path, data: dict) -> Path:
     """Validate and write ``folder/manifest.json`` atomically."""
     path = Path(folder) / MANIFEST
     validate_manifest(data, str(path))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(path, data, indent=2, sort_keys=False)
 
 
 def check_inside(folder: str | Path, path: str | Path) -> None:

@@ -33,15 +33,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from echoweave.edge.atomic import write_text_atomic
+from echoweave.edge.atomic import atomic_path, write_text_atomic
 
 __all__ = ["Segment", "Timeline", "build_timeline", "mode_filter", "merge_short_runs", "workflow_stats"]
 
@@ -270,15 +268,9 @@ def plot_timeline(timeline: Timeline, path: str | Path, title: str = "") -> Path
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
     return path

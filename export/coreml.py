@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from echoweave.edge.atomic import atomic_path
 from echoweave.edge.manifest import METHODS
 from echoweave.export.formats import ArtifactRecord, ExportContext
 
@@ -154,7 +155,7 @@ def save_multifunction(functions: dict[str, Any], dest: Path, metadata: dict[str
         os.chmod(final, 0o755)
         if dest.exists():
             shutil.rmtree(dest)
-        os.replace(final, dest)
+        os.replace(final, dest)  # a folder swap (.mlpackage), not a file write: atomic_path does files
     return dest
 
 
@@ -198,11 +199,8 @@ def write_reference(ctx: ExportContext, path: Path, windows: int = REFERENCE_WIN
                                                     for m in FUNCTION_ORDER},
             "inputs": "real calibration windows (training clips), their frames and eager embed_frame features",
             "expected": "eager PyTorch fp32"}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; the folder is shipped to other users/devices
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz") as tmp:  # savez appends .npz to a name without it
+        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
     return path
 
 

@@ -11,7 +11,8 @@ int8 is ai-edge-quantizer's static recipe (int8 weights per channel, int8 activa
 calibrated on the export's real training frames/windows/features) applied to the fp32 flatbuffer.
 Why not litert-torch's PT2E quantizer: on the tiny TFW it took 80 s instead of 8 s, left the
 GRU's sigmoid/tanh/mul in float between 56 DEQUANTIZE ops, and its signatures returned raw int8
-logits; the static recipe keeps every op int8 (TOOLCHAIN.md: 50 vs 72 ms per ResNet-50 window).
+logits; the static recipe keeps every op int8 (about 50 vs 72 ms per ResNet-50 window on a
+2-core AVX-512 host; docs/TOOLCHAIN_NOTES.md).
 The graph inputs and outputs stay float32 (``INPUT``/``OUTPUT`` left unquantized), so an app
 feeds the same [0, 1] pixels to the fp32 and the int8 file.
 
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from echoweave.edge.atomic import write_bytes_atomic
 from echoweave.edge.manifest import METHODS
 from echoweave.export.formats import ArtifactRecord, ExportContext, all_methods, artifact_file_name
 
@@ -76,7 +78,7 @@ def convert_fp32(ctx: ExportContext, path: str | Path) -> Path:
                                                                                   sample_kwargs=kwargs)
     with _quiet_litert_torch():
         edge_model = converter.convert()
-    _write_atomic(Path(path), edge_model.model_content())
+    write_bytes_atomic(path, edge_model.model_content())
     return Path(path)
 
 
@@ -103,7 +105,7 @@ def quantize_static_int8(float_path: str | Path, ctx: ExportContext, path: str |
         quant.update_quantization_recipe(regex=".*", operation_name=boundary,
                                          algorithm_key=AlgorithmName.NO_QUANTIZE)
     stats = quant.calibrate(calibration_data(ctx), num_threads=max(1, min(2, os.cpu_count() or 1)))
-    _write_atomic(Path(path), bytes(quant.quantize(stats).quantized_model))
+    write_bytes_atomic(path, bytes(quant.quantize(stats).quantized_model))
     return Path(path)
 
 
@@ -304,15 +306,3 @@ def _quiet_litert_torch():
             os.environ.pop("LITERT_TORCH_SHOW_PROGRESS", None)
         else:
             os.environ["LITERT_TORCH_SHOW_PROGRESS"] = old
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are shipped to other users/devices
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -70,10 +70,10 @@ def synth(*, out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned",
         fps: frame rate written with the clips.
         seed: generator seed (same seed, same bytes).
     """
-    import os
     import time
     from pathlib import Path
 
+    from echoweave.edge.atomic import write_text_atomic
     from echoweave.edge.errors import EchoweaveError
     from echoweave.train.data import layout_writers as lw
     from echoweave.train.data.phantom import PhantomConfig, iter_dataset
@@ -113,8 +113,5 @@ def synth(*, out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned",
         "frame_size": [height, width], "fps": fps, "difficulty": difficulty, "seed": seed,
         "seconds": round(time.time() - t0, 2),
     }
-    path = Path(out) / "phantom_summary.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(_json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(Path(out) / "phantom_summary.json", _json.dumps(summary, indent=2) + "\n")
     print(_json.dumps(summary, indent=2))

@@ -29,6 +29,7 @@ def demo(out: str = "demo_out", recipe: str = "demo_cpu", patients: int | None =
             phantom generated with ``seed + 1``.
     """
     from echoweave.commands.data import synth
+    from echoweave.edge.atomic import write_text_atomic
     from echoweave.export.pipeline import export_checkpoint
     from echoweave.train.data.catalog import scan_dataset
     from echoweave.train.engine.evaluate import evaluate_checkpoint
@@ -51,7 +52,7 @@ def demo(out: str = "demo_out", recipe: str = "demo_cpu", patients: int | None =
     timings["dataset"] = time.time() - t
     catalog = scan_dataset(str(dataset), class_set=base.get("class_set", "ned12"))
     summary = catalog.summary()
-    (out_dir / "dataset_summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    write_text_atomic(out_dir / "dataset_summary.json", json.dumps(summary, indent=2, sort_keys=True))
 
     t = time.time()
     runs = run_recipe(recipe, out_dir / "runs", data={"path": str(dataset)}, seed=seed, overwrite=True)
@@ -85,7 +86,7 @@ def demo(out: str = "demo_out", recipe: str = "demo_cpu", patients: int | None =
     timings["total"] = time.time() - t0
 
     report = out_dir / "REPORT.md"
-    report.write_text(_report(out_dir, summary, runs, evaluation, timings, recipe, other_seed)
+    write_text_atomic(report, _report(out_dir, summary, runs, evaluation, timings, recipe, other_seed)
                       + _export_report(exported) + _classify_report(classified) + bench_md)
     print(f"\nechoweave demo finished in {timings['total']:.0f} s. Read {report} first.")
 

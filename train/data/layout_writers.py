@@ -3,7 +3,8 @@ DICOM cine files and video files. The phantom's `echoweave data synth` uses thes
 use them to build real-format fixtures.
 
 Every writer is atomic: it writes into a temporary sibling (file or folder) and renames it into
-place with `os.replace`, so a crash never leaves a half-written dataset behind.
+place with `os.replace` (files through `echoweave.edge.atomic.atomic_path`, mode 0644), so a crash
+never leaves a half-written dataset behind.
 
     write_ned(clips, "data/ned")                 # <root>/<case>/<VIEW>/<clip>/img_00001.jpg + annotations.txt
     write_ev9v(clips, "data/ev9v", splits)       # Images/<video>/frame_000001.jpg, labels.csv, train.txt...
@@ -25,6 +26,7 @@ from typing import Iterable
 
 import numpy as np
 
+from echoweave.edge.atomic import atomic_path
 from echoweave.edge.clip import Clip
 from echoweave.edge.errors import EchoweaveError
 from echoweave.edge.image import rgb_to_gray
@@ -33,8 +35,6 @@ from echoweave.edge.views import NED16
 JPEG_QUALITY = 95
 SPLIT_FILES = {"train": "train.txt", "validation": "validation.txt", "test": "test.txt"}
 PHOTOMETRICS = ("MONOCHROME2", "RGB", "YBR_FULL_422")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read the process umask (the only portable way is to set and restore it)
 
 
 # ---------------------------------------------------------------- atomic helpers
@@ -48,29 +48,12 @@ def _atomic_dir(root: Path):
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder normal permissions
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; give the dataset folder the usual 0755
         if root.exists():
             root.rmdir()
-        os.replace(tmp, root)
+        os.replace(tmp, root)  # a folder swap (a whole dataset), not a file write: atomic_path does files
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path):
-    """Yield a temp path with the same suffix next to ``path``; rename it onto ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
         raise
 
 
@@ -269,7 +252,7 @@ def write_dicom(clip: Clip, path: str | Path, photometric: str = "MONOCHROME2") 
     else:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.PixelData = np.ascontiguousarray(frames).tobytes()
-    with _atomic_file(path) as tmp:
+    with atomic_path(path) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
     return path
 
@@ -294,7 +277,7 @@ def write_video(clip: Clip, path: str | Path, codec: str | None = None) -> Path:
     if h % 2 or w % 2:  # 4:2:0 chroma needs even sizes: pad by one edge row/column
         frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     rate = Fraction(clip.fps).limit_denominator(1001)
-    with _atomic_file(path) as tmp:
+    with atomic_path(path) as tmp:  # keeps the suffix: PyAV picks the container from it
         with av.open(str(tmp), mode="w") as container:
             if codec == "mjpeg":
                 stream = container.add_stream("mjpeg", rate=rate)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from echoweave.edge.atomic import write_text_atomic
 from echoweave.edge.errors import EchoweaveError
 from echoweave.train.data.splits import patient_kfold
 from echoweave.train.engine.data import load_store, store_key
@@ -90,10 +91,9 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
     results["folds"], results["folds_run"] = folds, sorted(only_folds) if only_folds else list(range(folds))
     write_metrics_json(results, out / "results.json")
     table = _markdown(results, recipe_path, folds, only_folds)
-    (out / "results.md").write_text(table)
+    write_text_atomic(out / "results.md", table)
     if docs:
-        Path(docs).parent.mkdir(parents=True, exist_ok=True)
-        Path(docs).write_text(table)
+        write_text_atomic(docs, table)
     print(table)
     return results
 

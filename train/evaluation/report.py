@@ -4,19 +4,18 @@
     plot_confusion_matrix(m["confusion_matrix"], NED12, "runs/fold0/confusion.png")
     print(metrics_table_markdown({"TFW ResNet-50 GRU": m_tfw, "image CNN": m_cnn}))
 
-Files are written atomically (temporary file in the same folder, then os.replace), so a crash
-never leaves a half-written report next to a checkpoint.
+Files are written atomically (`echoweave.edge.atomic`: temporary file in the same folder, then
+os.replace, mode 0644), so a crash never leaves a half-written report next to a checkpoint.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from echoweave.edge.atomic import atomic_path, write_text_atomic
 from echoweave.train.evaluation.checks import EvaluationInputError, check_class_names
 
 
@@ -44,21 +43,6 @@ def to_jsonable(value):
     raise EvaluationInputError(f"cannot write {type(value).__name__} to JSON: {value!r}")
 
 
-def _atomic_write_bytes(path: Path, write) -> Path:
-    """Call write(file_object) on a temporary file next to `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_metrics_json(metrics: dict, path: str | Path) -> Path:
     """Write a metrics dict as indented strict JSON, atomically.
 
@@ -70,7 +54,7 @@ def write_metrics_json(metrics: dict, path: str | Path) -> Path:
         The written path.
     """
     text = json.dumps(to_jsonable(metrics), indent=2, allow_nan=False) + "\n"
-    return _atomic_write_bytes(Path(path), lambda f: f.write(text.encode("utf-8")))
+    return write_text_atomic(path, text)
 
 
 def plot_confusion_matrix(cm, class_names, path: str | Path, normalize: bool = True,
@@ -127,7 +111,10 @@ def plot_confusion_matrix(cm, class_names, path: str | Path, normalize: bool = T
     ax.set_ylabel("true view")
     if title:
         ax.set_title(title)
-    return _atomic_write_bytes(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi))
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
 
 
 def confusion_figure_size(num_classes: int) -> tuple[float, float]:
