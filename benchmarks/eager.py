@@ -49,7 +49,7 @@ def eager_model(manifest: dict) -> tuple[object, str]:
     src = (manifest.get("source_checkpoint") or {}).get("path")
     if src and Path(src).exists():
         try:
-            from echoweave.train.engine.evaluate import load_model
+            from echoweave.train.engine.checkpoint import load_model
 
             model, _ = load_model(src)
             return model.float().eval(), f"checkpoint {src}"

@@ -92,7 +92,7 @@ def model_id_of(model_cfg: dict) -> str:
 def load_checkpoint_model(checkpoint: str | Path):
     """``(model eval fp32 CPU, meta, checkpoint folder)`` or a clear `ExportError`."""
     from echoweave.train.engine import checkpoint as ckpt
-    from echoweave.train.engine.evaluate import load_model
+    from echoweave.train.engine.checkpoint import load_model
     from echoweave.train.models import list_models
 
     folder = ckpt.find_checkpoint(checkpoint)

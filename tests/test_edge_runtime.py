@@ -50,7 +50,7 @@ def _copy(src, tmp_path):
 def _eager_window_probs(checkpoint, x):
     import torch
 
-    from echoweave.train.engine.evaluate import load_model
+    from echoweave.train.engine.checkpoint import load_model
 
     torch.set_num_threads(1)
     model, _ = load_model(checkpoint)

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from echoweave.edge.errors import EchoweaveError
-from echoweave.train.engine.evaluate import evaluate_checkpoint, load_model
+from echoweave.train.engine.checkpoint import load_model
+from echoweave.train.engine.evaluate import evaluate_checkpoint
 from echoweave.train.engine.kfold import run_kfold
 from tests.helpers.tiny import tiny_config
 

@@ -48,7 +48,7 @@ def test_one_multi_method_pte_with_config(et_export, program):
 
 
 def test_streaming_pair_equals_forward_in_executorch(program, tiny_checkpoint):
-    from echoweave.train.engine.evaluate import load_model
+    from echoweave.train.engine.checkpoint import load_model
 
     clip = torch.rand(1, 4, 1, 32, 32, generator=torch.Generator().manual_seed(5))
     fwd = program.load_method("forward").execute([clip])[0]
@@ -88,7 +88,7 @@ def test_bundled_program_verifies_its_expected_outputs(et_export):
 
 
 def test_no_aten_gru_in_exported_methods(tiny_checkpoint):
-    from echoweave.train.engine.evaluate import load_model
+    from echoweave.train.engine.checkpoint import load_model
 
     model, _ = load_model(tiny_checkpoint)
     embed, head = model.streaming_modules()
@@ -109,7 +109,7 @@ def test_int8_head_quantizes_every_gru_linear_and_matches_qdq_in_xnnpack(tiny_ch
     from executorch.runtime import Runtime
 
     from echoweave.export.executorch_format import quantize_module
-    from echoweave.train.engine.evaluate import load_model
+    from echoweave.train.engine.checkpoint import load_model
 
     torch.set_num_threads(2)
     model, _ = load_model(tiny_checkpoint)

@@ -97,7 +97,7 @@ def test_streaming_pair_equals_forward_in_ort(onnx_export, tiny_checkpoint):
     feats = np.stack([sess["embed_frame"].run(None, {"frame": clip[:, t]})[0] for t in range(4)], axis=1)
     stream = sess["classify_window"].run(None, {"features": feats})[0]
     np.testing.assert_allclose(stream, fwd, atol=1e-4)
-    from echoweave.train.engine.evaluate import load_model
+    from echoweave.train.engine.checkpoint import load_model
 
     model, _ = load_model(tiny_checkpoint)
     with torch.no_grad():

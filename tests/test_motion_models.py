@@ -125,7 +125,7 @@ def test_checkpoint_and_manifest_record_the_stride_and_the_contrast(contrast_che
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_strided_contrast_model_streams_exactly_like_eager(contrast_dir, contrast_checkpoint, runtime):
-    from echoweave.train.engine.evaluate import load_model
+    from echoweave.train.engine.checkpoint import load_model
 
     clf = ew.load(contrast_dir, runtime=runtime, threads=1)
     assert clf.frames == 4 and clf.frame_stride == 2 and clf.span == 7

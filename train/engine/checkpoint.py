@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from echoweave.edge.atomic import write_json_atomic, write_text_atomic
 from echoweave.edge.errors import EchoweaveError
+from echoweave.train.models import ModelConfig, build_model
 
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
@@ -73,7 +74,7 @@ def save_checkpoint(
             torch.save(train_state, tmp / STATE)
         if final.exists():
             shutil.rmtree(final)
-        os.replace(tmp, final)
+        os.replace(tmp, final)  # a folder swap (the whole epoch checkpoint); its files go through edge.atomic
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -150,6 +151,21 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise EchoweaveError(f"{folder}: checkpoint format {meta['format_version']} is newer than "
                              f"this echoweave understands ({FORMAT_VERSION}); upgrade echoweave")
     return state, meta, folder
+
+
+def load_model(checkpoint: str | Path, device: torch.device | str | None = None):
+    """Rebuild a trained model from a checkpoint. Returns ``(model in eval mode, meta)``.
+
+    Raises:
+        EchoweaveError: no readable checkpoint there, or its weights do not fit its model config.
+    """
+    state, meta, folder = load_checkpoint(checkpoint)
+    model = build_model(ModelConfig.from_dict(meta["model"]))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise EchoweaveError(f"{folder}: weights do not fit the model config ({exc})") from exc
+    return model.to(device or "cpu").eval(), meta
 
 
 def load_train_state(folder: str | Path) -> dict[str, Any] | None:

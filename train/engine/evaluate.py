@@ -8,12 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from echoweave.edge.errors import EchoweaveError
 from echoweave.train.config import TrainConfig
-from echoweave.train.engine import checkpoint as ckpt
+from echoweave.train.engine.checkpoint import load_model  # lived here before; old imports keep working
 from echoweave.train.engine.data import ClipStore, FrameSamples, WindowSamples, load_store
 from echoweave.train.engine.loop import predict
 from echoweave.train.engine.runtime import Runtime, setup_runtime
@@ -25,7 +24,6 @@ from echoweave.train.evaluation import (
     plot_confusion_matrix,
     write_metrics_json,
 )
-from echoweave.train.models import ModelConfig, build_model
 
 
 def predict_windows(model, store: ClipStore, clip_idx, spec, sampler: str, windows: int, rt: Runtime,
@@ -48,17 +46,6 @@ def predict_windows(model, store: ClipStore, clip_idx, spec, sampler: str, windo
                                 stride=model.cfg.frame_stride if sampler == "consecutive" else 1), model
     probs, labels, clips = predict(net, DataLoader(ds, batch_size=batch_size), rt)
     return {"probs": probs, "labels": labels, "video_ids": clips}
-
-
-def load_model(checkpoint: str | Path, device: torch.device | None = None):
-    """Rebuild a trained model from a checkpoint. Returns ``(model in eval mode, meta)``."""
-    state, meta, folder = ckpt.load_checkpoint(checkpoint)
-    model = build_model(ModelConfig.from_dict(meta["model"]))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise EchoweaveError(f"{folder}: weights do not fit the model config ({exc})") from exc
-    return model.to(device or "cpu").eval(), meta
 
 
 def motion_pair_accuracy(labels: np.ndarray, preds: np.ndarray, class_names, pairs=None) -> dict:

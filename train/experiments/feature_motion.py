@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> dict:
     from echoweave.train.config import TrainConfig
     from echoweave.train.data.transforms import eval_transform
     from echoweave.train.engine.data import load_store
-    from echoweave.train.engine.evaluate import load_model
+    from echoweave.train.engine.checkpoint import load_model
     from echoweave.train.engine.features import embed_clips
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
