@@ -21,16 +21,11 @@ import resource
 import sys
 from pathlib import Path
 
+import numpy as np
 
-def proc_status_mb(key: str = "VmHWM") -> float | None:
-    """A memory line of /proc/self/status in MB (``VmHWM`` peak, ``VmRSS`` current); None without /proc."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
+from echoweave.benchmarks.cells import BenchConfig, Cell, proc_status_mb, rss_mb, setup_cell
+from echoweave.benchmarks.threads import apply_threads
+from echoweave.edge.manifest import read_manifest
 
 
 def hwm_mb() -> float | None:
@@ -40,12 +35,6 @@ def hwm_mb() -> float | None:
 
 def main(argv: list[str]) -> None:
     req = json.loads(argv[0])
-    import numpy as np
-
-    from echoweave.benchmarks.harness import BenchConfig, Cell, rss_mb, setup_cell
-    from echoweave.benchmarks.threads import apply_threads
-    from echoweave.edge.manifest import read_manifest
-
     folder = Path(req["folder"])
     manifest = read_manifest(folder)
     cfg = BenchConfig(str(folder), warmup=0, load_repeats=1, progress=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from echoweave.edge.errors import ClipReadError
 from echoweave.edge.readers import list_frame_files
-from echoweave.train.data.catalog import Catalog, ClipRef, SkipLog, patient_from_name, read_two_column_csv, resolve_labels
+from echoweave.train.data.catalog_base import Catalog, ClipRef, SkipLog, patient_from_name, read_two_column_csv, resolve_labels
 
 SPLITS = ("train", "validation", "test")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from echoweave.edge.readers import list_frame_files
 from echoweave.edge.views import CLASS_SETS, NED16
-from echoweave.train.data.catalog import Catalog, ClipRef, SkipLog
+from echoweave.train.data.catalog_base import Catalog, ClipRef, SkipLog
 
 ANNOTATIONS = "annotations.txt"
 
