@@ -7,8 +7,6 @@ is whatever maps ``x`` to logits: an `EchoModel`, a `stages` adapter, or their D
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -112,10 +110,3 @@ def predict(model, loader, rt: Runtime, channels_last: bool = False,
     if not probs:
         raise EchoweaveError("the evaluation split is empty: no batch was drawn")
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(clips)
-
-
-def finite_or_raise(value: float, what: str) -> float:
-    """Guard a scalar metric (NaN would silently poison 'best' checkpoint selection)."""
-    if not math.isfinite(value):
-        raise EchoweaveError(f"{what} is {value}")
-    return value
