@@ -3,7 +3,7 @@
     info = host_info()                 # CPU model, cores, ISA flags, clock, OS, versions, load
     peak = peak_macs(parse_cpuinfo(open("/proc/cpuinfo").read()))
 
-The peak is a *model*, not a measurement (TOOLCHAIN.md, "The hardware limit of this host")::
+The peak is a *model*, not a measurement (docs/TOOLCHAIN_NOTES.md, "The hardware limit of a host")::
 
     peak MAC/s = cores x FMA units per core x MACs per instruction per unit x clock
 

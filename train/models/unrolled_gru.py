@@ -2,7 +2,7 @@
 
 Why not `nn.GRU`: exported from `torch.export` it stays one `aten.gru` node, which ExecuTorch
 fp32 fragments into several delegates, PT2E int8 silently leaves in fp32, and Core ML cannot
-convert (TOOLCHAIN.md "Pitfalls"). Per-gate linears plus sigmoid/tanh lower and quantize
+convert (docs/TOOLCHAIN_NOTES.md "Pitfalls"). Per-gate linears plus sigmoid/tanh lower and quantize
 everywhere. Weights load from an `nn.GRU` with `load_from_nn_gru`, and the result matches
 `nn.GRU` to float precision (tests/test_unrolled_gru.py).
 
