@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from echoweave.benchmarks.threads import apply_threads
+from echoweave.edge.formats import get_runtime
 from echoweave.edge.atomic import atomic_path
 
 DEFAULT_SHAPE = (256, 2048, 2048)  # m, k, n: 1.07 GMAC per call, large enough to be compute-bound
-FORMATS = {"executorch": "executorch", "onnxruntime": "onnx", "litert": "litert"}
 
 
 def _linear(k: int, n: int):
@@ -110,21 +110,25 @@ def _build_litert(path: Path, m: int, k: int, n: int, precision: str) -> None:
         fp32.unlink()
 
 
-BUILDERS = {"executorch": (_build_executorch, ".pte"), "onnxruntime": (_build_onnx, ".onnx"),
-            "litert": (_build_litert, ".tflite")}
+#: GEMM builders by manifest format; which runtime reads each and its file suffix come from the
+#: format table (`echoweave.edge.formats`).
+BUILDERS = {"executorch": _build_executorch, "onnx": _build_onnx, "litert": _build_litert}
 
 
 def gemm_artifact(runtime: str, precision: str, shape: tuple[int, int, int], cache_dir: str | Path) -> tuple[Path, dict]:
     """``(folder, manifest-style artifact entry)`` of the GEMM model for a runtime (built once, cached)."""
     m, k, n = shape
-    build, suffix = BUILDERS[runtime]
+    row = get_runtime(runtime)
+    if row.format not in BUILDERS:
+        raise NotImplementedError(f"no GEMM builder for {row.format} artifacts")
+    build, suffix = BUILDERS[row.format], row.suffix
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"gemm_{m}x{k}x{n}_{precision}{suffix}"
     if not (folder / name).exists():
         with atomic_path(folder / name) as tmp:  # same suffix: converters pick the format from it
             build(tmp, m, k, n, precision)
-    artifact = {"id": f"gemm_{runtime}_{precision}", "format": FORMATS[runtime], "backend": "cpu",
+    artifact = {"id": f"gemm_{runtime}_{precision}", "format": row.format, "backend": "cpu",
                 "precision": precision, "files": [{"path": name}],
                 "methods": {"forward": {"file": name, "entry": "forward"}}}
     return folder, artifact

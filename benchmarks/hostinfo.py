@@ -34,12 +34,15 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from echoweave.edge.formats import LiveSequence, format_rows
+
 #: fp32 MACs per FMA instruction per unit, first matching flag wins.
 FP32_MACS = (("avx512f", 16), ("fma", 8), ("asimd", 4))
 #: int8 MACs per instruction per unit, first matching flag wins.
 INT8_MACS = (("avx512_vnni", 64), ("avx_vnni", 32), ("avx512bw", 32), ("avx2", 16), ("i8mm", 32), ("asimddp", 16))
 AMX_INT8_MACS_PER_CYCLE = 1024
-RUNTIME_PACKAGES = ("echoweave", "numpy", "onnxruntime", "ai-edge-litert", "executorch", "torch", "coremltools")
+#: Distributions whose versions a report records: the format table's runtime packages and their neighbours.
+RUNTIME_PACKAGES = LiveSequence(lambda: dict.fromkeys(("echoweave", "numpy", *(r.pip for r in format_rows()), "torch")))
 
 
 def parse_cpuinfo(text: str) -> dict:

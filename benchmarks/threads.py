@@ -1,22 +1,26 @@
 """Setting a runtime's thread count for one benchmark cell, and saying honestly how.
 
-| runtime | how threads are set | per load? |
-|---|---|---|
-| onnxruntime | ``SessionOptions.intra_op_num_threads`` (inter-op 1) at session creation | yes |
-| litert | ``Interpreter(num_threads=...)`` at creation | yes |
-| executorch | one process-wide XNNPACK thread pool (its size is read with ``_threadpool_get_thread_count``). The bindings' experimental ``_unsafe_reset_threadpool(n)`` is **not** used: resetting it while several XNNPACK programs were loaded segfaulted a full ResNet-50 run here (null function pointer after the reset), matching TOOLCHAIN.md's "do not reset it". So only the pool's own size is measured in-process; other counts are skipped with this reason (use ``executor_runner --cpu_threads`` on a device). | no (process-wide) |
-| eager | ``torch.set_num_threads(n)`` (process-wide intra-op pool), set before each of its chunks | no (process-wide) |
-| coreml | not settable (Core ML schedules its compute units) | no |
+How each runtime's threads are set is a fact of its format's row (``thread_control`` in
+`echoweave.edge.formats`); `THREAD_CONTROL` is that column plus eager PyTorch, which is not a
+format. Per load: ONNX Runtime (``SessionOptions.intra_op_num_threads``, inter-op 1) and LiteRT
+(``Interpreter(num_threads=...)``). Process-wide: eager (``torch.set_num_threads(n)``, set before
+each of its chunks) and ExecuTorch: one XNNPACK thread pool (its size is read with
+``_threadpool_get_thread_count``). The bindings' experimental ``_unsafe_reset_threadpool(n)`` is
+**not** used: resetting it while several XNNPACK programs were loaded segfaulted a full ResNet-50
+run here (null function pointer after the reset). So only the pool's own size is measured
+in-process; other counts are skipped with this reason (use ``executor_runner --cpu_threads`` on a
+device). Core ML schedules its own compute units (not settable). See docs/ARCHITECTURE.md
+"Benchmarks".
 """
 from __future__ import annotations
 
-THREAD_CONTROL = {
-    "onnxruntime": "SessionOptions.intra_op_num_threads at load (inter_op 1)",
-    "litert": "Interpreter(num_threads) at load",
-    "executorch": "process-wide XNNPACK pool, not settable per load; measured at the pool's size only",
+from echoweave.edge.formats import LiveMapping, format_rows
+
+#: ``{runtime: how its threads are set}``: the format table's column plus eager (live view).
+THREAD_CONTROL: LiveMapping = LiveMapping(lambda: {
+    **{r.runtime: r.thread_control for r in format_rows()},
     "eager": "torch.set_num_threads before each chunk (process-wide)",
-    "coreml": "not settable (Core ML schedules its own compute units)",
-}
+})
 
 
 def executorch_pool_size() -> int | None:

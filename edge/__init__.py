@@ -17,7 +17,8 @@ from echoweave.edge.errors import ClipReadError, EchoweaveError
 __all__ = ["Classifier", "Clip", "ClipReadError", "EchoweaveError", "Prediction", "StreamingClassifier", "load"]
 
 _LAZY = {"load", "Classifier", "StreamingClassifier", "Prediction"}
-_SUBMODULES = {"batch", "classifier", "manifest", "preprocess", "readers", "runtime", "sector", "timeline", "views"}
+_SUBMODULES = {"batch", "classifier", "formats", "manifest", "preprocess", "readers", "runtime", "sector", "timeline",
+               "views"}
 
 
 def __getattr__(name: str):

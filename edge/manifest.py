@@ -47,10 +47,12 @@ from typing import Any
 
 from echoweave.edge.atomic import write_json_atomic
 from echoweave.edge.errors import EchoweaveError
+from echoweave.edge.formats import LiveSequence, format_names
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-FORMATS = ("executorch", "onnx", "litert", "coreml")
+#: Artifact formats: a live view of the format table (`echoweave.edge.formats`), in its order.
+FORMATS = LiveSequence(format_names)
 PRECISIONS = ("fp32", "fp16", "int8")
 METHODS = ("forward", "embed_frame", "classify_window")
 AGGREGATIONS = ("window", "mean_vote")
@@ -85,11 +87,14 @@ def file_bytes(path: str | Path) -> int:
 SCHEMA_FILE = Path(__file__).with_name("manifest.schema.json")
 
 
-@functools.lru_cache(maxsize=1)
-def _validator():
+@functools.lru_cache(maxsize=4)
+def _validator(formats: tuple[str, ...]):
+    """The schema's validator, with the artifact ``format`` enum set to ``formats`` (the format
+    table's names): the file lists the built-in formats for other languages' validators."""
     import jsonschema
 
     schema = json.loads(SCHEMA_FILE.read_text())
+    schema["$defs"]["artifact"]["properties"]["format"]["enum"] = list(formats)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     # JSON Schema counts 4.0 as an integer; a manifest (and the Kotlin core reading it) does not.
@@ -132,7 +137,7 @@ def validate_manifest(data: Any, where: str = MANIFEST) -> dict:
         raise ManifestError(f"{where}: manifest schema {version} is newer than this echoweave understands "
                             f"({SCHEMA_VERSION}); upgrade echoweave")
     # The first problem: lowest list index, then key name (jsonschema's best_match prefers the last sibling).
-    error = min(_validator().iter_errors(data), default=None,
+    error = min(_validator(tuple(FORMATS)).iter_errors(data), default=None,
                 key=lambda e: [(0, part, "") if isinstance(part, int) else (1, 0, str(part))
                                for part in e.absolute_path])
     if error is not None:

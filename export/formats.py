@@ -2,12 +2,14 @@
 
 A *converter* is a plain function ``(ctx: ExportContext, precision: str) -> ArtifactRecord``
 that writes its files into ``ctx.out_dir`` (the temporary staging folder of the export) and
-describes them. Converters are registered by import path in `CONVERTERS` and imported only
+describes them. Converters are registered by import path in a row of the format table
+(`echoweave.edge.formats`, one row per format; `CONVERTERS` is a view of it) and imported only
 when used (`load_converter`), so `echoweave export` works when one converter package is not
 installed: that format is skipped with the reason "package X not installed".
 
-Combinations that are deliberately not produced are kept in the `UNSUPPORTED` table with a
-reason (ExecuTorch's ``aot_compiler`` style), not discovered by try/except::
+Combinations that are deliberately not produced are kept in the row's ``unsupported`` entries
+with a reason (ExecuTorch's ``aot_compiler`` style; `UNSUPPORTED` lists them all), not
+discovered by try/except::
 
     from echoweave.export.formats import ExportContext, ArtifactRecord, artifact_file_name
 
@@ -27,9 +29,10 @@ Rules for converters:
 - Every artifact provides the three methods (`forward`, `embed_frame`, `classify_window`);
   ``entry`` is the method name inside a multi-method program, the signature key (LiteRT), the
   function name (Core ML multifunction) or the file's own graph (ONNX: ``"main"``).
-- A format that can run on this host registers a runner in `RUNNERS`:
+- A format that can run on this host has a runner (`PARITY_RUNNERS`, functions of `echoweave.export.parity`):
   ``run(folder, record, method, inputs: list[np.ndarray]) -> np.ndarray`` (first output);
-  the parity report executes every artifact that has one.
+  the parity report executes every artifact that has one. (Transitional: parity is moving to
+  the formats' `echoweave.edge` runtime adapters, after which a format needs no runner.)
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ from typing import Any, Callable
 import numpy as np
 
 from echoweave.edge.errors import EchoweaveError
+from echoweave.edge.formats import FormatInfo, LiveMapping, LiveSequence, format_rows, get_format
 from echoweave.edge.manifest import METHODS, file_bytes, sha256_file
 
 class ExportError(EchoweaveError):
@@ -113,7 +117,7 @@ class ArtifactRecord:
     """What a converter produced (paths relative to the export folder).
 
     Attributes:
-        format: one of `echoweave.edge.manifest.FORMATS`.
+        format: a format of the table (`echoweave.edge.formats`; `echoweave.edge.manifest.FORMATS`).
         backend: delegate/compute unit, e.g. ``xnnpack``, ``cpu``, ``mlprogram``.
         precision: ``fp32``, ``fp16`` or ``int8``.
         files: file (or folder, e.g. ``.mlpackage``) names relative to the export folder.
@@ -162,9 +166,16 @@ def artifact_file_name(model_id: str, precision: str, suffix: str, backend: str 
     return "_".join(parts) + suffix
 
 
+#: Parity runners of the formats that have one (``echoweave.export.parity``). Transitional: the
+#: parity rewrite runs every artifact through its format's `echoweave.edge` adapter and drops these.
+PARITY_RUNNERS = {"executorch": "echoweave.export.parity:run_executorch",
+                  "onnx": "echoweave.export.parity:run_onnx",
+                  "litert": "echoweave.export.parity:run_litert"}
+
+
 @dataclass(frozen=True)
 class ConverterSpec:
-    """One registered format.
+    """The export side of one row of the format table (`echoweave.edge.formats.FormatInfo`).
 
     Attributes:
         converter: ``"module:function"`` import path of the converter.
@@ -180,22 +191,21 @@ class ConverterSpec:
     runner: str | None = None
     no_runner_reason: str = ""
 
+    @classmethod
+    def of(cls, row: FormatInfo) -> "ConverterSpec":
+        runner = PARITY_RUNNERS.get(row.format)
+        reason = "" if runner else (row.platform_reason or f"parity has no {row.format} runner yet (it will run "
+                                    f"{row.format} through its echoweave.edge adapter, {row.adapter})")
+        return cls(row.converter, row.precisions, row.converter_package, runner, reason)
 
-CONVERTERS: dict[str, ConverterSpec] = {
-    "executorch": ConverterSpec("echoweave.export.executorch_format:export_executorch", ("fp32", "int8"),
-                                "executorch", "echoweave.export.parity:run_executorch"),
-    "onnx": ConverterSpec("echoweave.export.onnx_format:export_onnx", ("fp32", "int8"),
-                          "onnxruntime", "echoweave.export.parity:run_onnx"),
-    "litert": ConverterSpec("echoweave.export.litert:export_litert", ("fp32", "int8"),
-                            "litert_torch", "echoweave.export.parity:run_litert"),
-    "coreml": ConverterSpec("echoweave.export.coreml:export_coreml", ("fp32", "fp16", "int8"),
-                            "coremltools", None, "Core ML predict needs macOS; only structural checks on Linux"),
-}
+
+#: ``{format: ConverterSpec}``, a read-only live view of the format table.
+CONVERTERS: LiveMapping = LiveMapping(lambda: {r.format: ConverterSpec.of(r) for r in format_rows()})
 
 
 @dataclass(frozen=True)
 class Unsupported:
-    """A (format, precision, model) combination not produced, and why."""
+    """A (format, precision, model) combination not produced, and why (a row's ``unsupported`` entry)."""
 
     format: str
     precision: str
@@ -203,45 +213,40 @@ class Unsupported:
     reason: str
 
 
-UNSUPPORTED: list[Unsupported] = [
-    Unsupported("executorch", "fp16", "*", "XNNPACK fp16 kernels need ARMv8.2 FP16 arithmetic; on x86 and "
-                "older phones they fall back or fail; int8 is the CPU fast path"),
-    Unsupported("onnx", "fp16", "*", "ONNX Runtime's CPU provider lacks fp16 kernels for most ops (it would "
-                "insert casts and run slower than fp32); use int8 QDQ"),
-    Unsupported("litert", "fp16", "*", "not exported: LiteRT fp16 only pays off on the GPU delegate, which "
-                "this kit does not benchmark; int8 is the CPU/NPU path"),
-]
+#: Every unsupported combination of the table, flattened (live view).
+UNSUPPORTED: LiveSequence = LiveSequence(
+    lambda: [Unsupported(r.format, *u) for r in format_rows() for u in r.unsupported])
 
-#: What a precision means for a format when it is not the obvious thing (manifest notes).
-PRECISION_NOTES: dict[tuple[str, str], str] = {
-    ("coreml", "int8"): "8-bit weights only (activations fp16); Core ML int8 activations are not attempted",
-    ("executorch", "int8"): "PT2E XNNPACKQuantizer, per-channel symmetric int8 weights, int8 activations",
-    ("onnx", "int8"): "QDQ U8S8 (uint8 activations, int8 per-channel weights), static calibration",
-}
+#: What a precision means for a format when it is not the obvious thing (manifest notes; live view).
+PRECISION_NOTES: LiveMapping = LiveMapping(
+    lambda: {(r.format, p): note for r in format_rows() for p, note in r.precision_notes.items()})
 
 
 def unsupported_reason(format: str, precision: str, model_name: str) -> str | None:
     """The reason a combination is not produced, or None when it is."""
-    spec = CONVERTERS.get(format)
-    if spec is None:
-        return f"unknown format {format!r}; known: {', '.join(CONVERTERS)}"
-    for row in UNSUPPORTED:
-        if row.format == format and row.precision == precision and row.model in ("*", model_name):
-            return row.reason
-    if precision not in spec.precisions:
-        return f"{format} converter produces {', '.join(spec.precisions)} only"
-    return None
+    try:
+        row = get_format(format)
+    except KeyError as exc:
+        return exc.args[0]
+    return row.unsupported_reason(precision, model_name)
 
 
 def missing_package(format: str) -> str | None:
     """``"package X not installed"`` when the format's package (or its converter module) is absent."""
-    spec = CONVERTERS[format]
-    if importlib.util.find_spec(spec.package) is None:
-        return f"package {spec.package} not installed"
-    module = spec.converter.split(":")[0]
-    if importlib.util.find_spec(module) is None:
+    row = get_format(format)
+    if not _findable(row.converter_package):
+        return f"package {row.converter_package} not installed"
+    module = row.converter.split(":")[0]
+    if not _findable(module):
         return f"converter module {module} not available in this echoweave"
     return None
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def _resolve(path: str) -> Callable:
@@ -251,7 +256,7 @@ def _resolve(path: str) -> Callable:
 
 def load_converter(format: str) -> Callable[[ExportContext, str], ArtifactRecord]:
     """Import and return the converter function of ``format`` (lazy import)."""
-    return _resolve(CONVERTERS[format].converter)
+    return _resolve(get_format(format).converter)
 
 
 def load_runner(format: str) -> Callable | None:

@@ -27,6 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from echoweave.edge.errors import EchoweaveError
+from echoweave.edge.formats import LiveSequence, default_formats
 from echoweave.edge.manifest import MANIFEST, METHODS, sha256_file, write_manifest
 from echoweave.edge.preprocess import PreprocessSpec
 from echoweave.export.formats import (
@@ -40,7 +41,8 @@ from echoweave.export.formats import (
     unsupported_reason,
 )
 
-DEFAULT_FORMATS = ("executorch", "onnx", "litert", "coreml")
+#: The format table's default export set (`echoweave.edge.formats`; a live view).
+DEFAULT_FORMATS = LiveSequence(default_formats)
 DEFAULT_PRECISIONS = ("fp32", "int8")
 BACKBONE_TAGS = {"resnet50": "r50", "resnet18": "r18", "mobilenet_v3_large": "mnv3", "tiny": "tiny"}
 TOOLCHAIN_PACKAGES = ("echoweave", "torch", "torchvision", "torchao", "executorch", "onnx", "onnxruntime",

@@ -2,6 +2,7 @@
 streaming == window model, mean-vote models not averaged twice, and no torch on import."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 import echoweave.edge as ew
 from echoweave.edge.manifest import ManifestError, read_manifest, write_manifest
 from echoweave.edge.runtime import RuntimeNotAvailable, available_runtimes
+from echoweave.edge import formats as format_table
 from echoweave.edge.runtime import base as runtime_base
 from tests.helpers.edge_artifacts import exported_artifacts, tiny_image_checkpoint
 from tests.helpers.stream_parity import assert_file_and_stream_agree
@@ -127,12 +129,13 @@ def test_runtime_without_artifact_lists_what_exists(tfw_dir, tmp_path):
     assert ew.load(folder).runtime == "onnxruntime"  # executorch is installed but has no artifact here
 
 
-def test_runtime_not_installed_names_pip_package(tfw_dir, monkeypatch):
-    row = runtime_base.RUNTIMES["litert"]
-    monkeypatch.setitem(runtime_base.RUNTIMES, "litert", runtime_base.RuntimeInfo(
-        row.name, row.format, ("no_such_module_for_echoweave",), "ai-edge-litert", row.adapter))
-    with pytest.raises(RuntimeNotAvailable, match="runtime 'litert' is not installed: pip install ai-edge-litert"):
-        ew.load(tfw_dir, runtime="litert")
+def test_runtime_not_installed_names_pip_package(tfw_dir):
+    row = format_table.get_runtime("litert")
+    with format_table.registered(dataclasses.replace(row, modules=("no_such_module_for_echoweave",)), replace=True):
+        assert runtime_base.RUNTIMES["litert"].modules == ("no_such_module_for_echoweave",)
+        with pytest.raises(RuntimeNotAvailable, match="runtime 'litert' is not installed: pip install ai-edge-litert"):
+            ew.load(tfw_dir, runtime="litert")
+    assert runtime_base.RUNTIMES["litert"] == runtime_base.RuntimeInfo.of(row)
     with pytest.raises(RuntimeNotAvailable, match="unknown runtime 'tensorrt'"):
         ew.load(tfw_dir, runtime="tensorrt")
 

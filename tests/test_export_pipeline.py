@@ -5,6 +5,7 @@ simulated by making a real stage raise midway (monkeypatch), never by fake conve
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import json
 import shutil
@@ -12,6 +13,7 @@ import shutil
 import pytest
 import torch
 
+from echoweave.edge import formats as format_table
 from echoweave.edge.manifest import read_manifest, sha256_file, verify_artifact_files
 from echoweave.export import formats
 from echoweave.export.pipeline import ExportError, export_checkpoint, plan_exports
@@ -53,12 +55,14 @@ def test_plan_skips_unsupported_combinations_with_reasons():
         plan_exports(["tflite"], ["fp32"], "tfw")
 
 
-def test_missing_converter_package_is_a_skip_not_a_crash(monkeypatch):
-    monkeypatch.setitem(formats.CONVERTERS, "onnx", formats.ConverterSpec(
-        "echoweave.export.onnx_format:export_onnx", ("fp32",), "no_such_package_xyz"))
-    todo, skipped = plan_exports(["onnx"], ["fp32"], "tfw")
+def test_missing_converter_package_is_a_skip_not_a_crash():
+    row = format_table.get_format("onnx")
+    with format_table.registered(dataclasses.replace(row, converter_package="no_such_package_xyz"), replace=True):
+        assert formats.CONVERTERS["onnx"].package == "no_such_package_xyz"
+        todo, skipped = plan_exports(["onnx"], ["fp32"], "tfw")
     assert todo == [] and skipped == [{"format": "onnx", "precision": "fp32",
                                        "reason": "package no_such_package_xyz not installed"}]
+    assert formats.missing_package("onnx") is None  # the table is back
 
 
 # ---- a good export ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 Each adapter imports its engine inside ``__init__`` (never at module import), so
 ``import echoweave.edge`` stays torch-free and an app installs only the engine it uses. Which
 runtime reads which artifact format, and the pip package that provides it, is a table
-(`RUNTIMES`), not a chain of try/except.
+(`RUNTIMES`, a view of the format table `echoweave.edge.formats`), not a chain of try/except.
 """
 from echoweave.edge.runtime.base import (
     PREFERENCE,

@@ -4,7 +4,9 @@ A runtime adapter runs the methods of one exported artifact (``forward``, ``embe
 ``classify_window``) on numpy arrays. `RUNTIMES` says which artifact format each runtime reads,
 which module proves it is installed, which pip package provides it and on which platform it can
 predict; `load` in `echoweave.edge.classifier` walks `PREFERENCE` and takes the first runtime that
-is installed *and* has an artifact in the manifest.
+is installed *and* has an artifact in the manifest. Both are live views of the format table
+(`echoweave.edge.formats`, docs/ARCHITECTURE.md "The edge runtime"): a registered format is a
+runtime here too.
 
 Thread safety: ``reentrant`` says whether one adapter may run calls from several threads at
 once (ONNX Runtime sessions may); the classifier holds a lock around the others.
@@ -21,6 +23,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from echoweave.edge.errors import EchoweaveError
+from echoweave.edge.formats import FormatInfo, LiveMapping, LiveSequence, format_rows, runtime_names
 
 
 class RuntimeNotAvailable(EchoweaveError, ImportError):
@@ -50,7 +53,7 @@ class RuntimeAdapter(Protocol):
 
 @dataclass(frozen=True)
 class RuntimeInfo:
-    """One row of the runtime table.
+    """The runtime's part of one row of the format table (`echoweave.edge.formats.FormatInfo`).
 
     Attributes:
         name: runtime name used by ``load(runtime=...)`` and ``--runtime``.
@@ -59,6 +62,7 @@ class RuntimeInfo:
         pip: what to ``pip install`` to get it.
         adapter: ``module:Class`` of the adapter, imported only when opened.
         platforms: ``sys.platform`` values where it can predict (empty = everywhere).
+        platform_reason: why it cannot predict elsewhere.
     """
 
     name: str
@@ -67,24 +71,17 @@ class RuntimeInfo:
     pip: str
     adapter: str
     platforms: tuple[str, ...] = ()
+    platform_reason: str = ""
+
+    @classmethod
+    def of(cls, row: FormatInfo) -> "RuntimeInfo":
+        return cls(row.runtime, row.format, row.modules, row.pip, row.adapter, row.platforms, row.platform_reason)
 
 
-RUNTIMES: dict[str, RuntimeInfo] = {
-    r.name: r
-    for r in (
-        RuntimeInfo("executorch", "executorch", ("executorch.runtime",), "executorch",
-                    "echoweave.edge.runtime.executorch_adapter:ExecuTorchAdapter"),
-        RuntimeInfo("onnxruntime", "onnx", ("onnxruntime",), "onnxruntime",
-                    "echoweave.edge.runtime.onnx_adapter:OnnxRuntimeAdapter"),
-        # tflite_runtime is a fallback only: its last release cannot load models under numpy 2.
-        RuntimeInfo("litert", "litert", ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"), "ai-edge-litert",
-                    "echoweave.edge.runtime.litert_adapter:LiteRTAdapter"),
-        RuntimeInfo("coreml", "coreml", ("coremltools",), "coremltools",
-                    "echoweave.edge.runtime.coreml_adapter:CoreMLAdapter", platforms=("darwin",)),
-    )
-}
-#: Order `load` tries when no runtime is named (first installed one with a matching artifact).
-PREFERENCE = ("executorch", "onnxruntime", "litert", "coreml")
+#: ``{runtime name: RuntimeInfo}``, a read-only live view of the format table.
+RUNTIMES: LiveMapping = LiveMapping(lambda: {r.runtime: RuntimeInfo.of(r) for r in format_rows()})
+#: Order `load` tries when no runtime is named (first installed one with a matching artifact): the table's order.
+PREFERENCE: LiveSequence = LiveSequence(runtime_names)
 
 
 def module_installed(module: str) -> bool:

@@ -58,7 +58,7 @@ def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "
 
     Args:
         model: An exported model folder, artifacts/<model_id> (or a perf.json, with --compare, to compare two runs).
-        runtimes: Comma-separated runtimes (executorch, onnxruntime, litert, coreml); default: all installed.
+        runtimes: Comma-separated runtimes (the --runtime choices of classify); default: all installed.
         precisions: Comma-separated precisions (fp32, fp16, int8); default: all in the manifest.
         threads: Comma-separated thread counts, one cell each.
         mode: window (one 4-frame window per call) and/or stream (one new uint8 frame per call, end to end).

@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Literal
 
 from echoweave.edge.errors import EchoweaveError
+from echoweave.edge.formats import runtime_names
+
+#: ``--runtime`` choices: the format table's runtimes, in preference order (`echoweave.edge.formats`).
+RuntimeName = Literal[runtime_names()]
 
 
 def _write_csv(path: Path, results) -> None:
@@ -95,7 +99,7 @@ def _print_timeline(tl) -> None:
     print(f"    timeline: {st['segments']} segments, {st['transitions']} transitions over {st['total_s']:.1f} s: {shares}")
 
 
-def classify(path: str, model: str = "", runtime: Literal["executorch", "onnxruntime", "litert", "coreml"] | None = None,
+def classify(path: str, model: str = "", runtime: RuntimeName | None = None,
              precision: Literal["fp32", "fp16", "int8"] | None = None, json: bool = False,
              csv: str | None = None, timeline: str | None = None, hop: int = 1, timeline_min_s: float = 10.0,
              fps: float | None = None, threads: int = 0, progress: bool = True) -> None:
@@ -109,7 +113,8 @@ def classify(path: str, model: str = "", runtime: Literal["executorch", "onnxrun
     Args:
         path: DICOM/video file, frame folder, or a folder tree of them.
         model: Exported model folder (artifacts/<model_id>, holding manifest.json); required.
-        runtime: executorch, onnxruntime, litert or coreml (default: the first installed one that has an artifact).
+        runtime: Runtime to run the model with (default: the first installed one, in the order listed, that has
+            an artifact).
         precision: fp32, fp16 or int8 (default: the first matching artifact in the manifest).
         json: Print all results as one JSON document instead of text lines.
         csv: Also write one CSV row per clip to this file.

@@ -9,6 +9,7 @@ Light module: torch and the converters are imported inside the function.
 from __future__ import annotations
 
 from echoweave.edge.errors import EchoweaveError
+from echoweave.edge.formats import default_formats
 
 
 def _split(value: str, name: str) -> list[str]:
@@ -18,7 +19,7 @@ def _split(value: str, name: str) -> list[str]:
     return items
 
 
-def export(checkpoint: str, out: str = "artifacts", formats: str = "executorch,onnx,litert,coreml",
+def export(checkpoint: str, out: str = "artifacts", formats: str = ",".join(default_formats()),
            precisions: str = "fp32,int8", calib_clips: int = 32, overwrite: bool = False,
            uncertain_threshold: float = 0.5, model_id: str | None = None, parity_clips: int | None = None,
            threads: int = 0) -> None:
@@ -33,7 +34,7 @@ def export(checkpoint: str, out: str = "artifacts", formats: str = "executorch,o
     Args:
         checkpoint: Run folder, its checkpoints/ folder or one epoch_* checkpoint folder.
         out: Parent folder; the export goes to OUT/<model_id>/.
-        formats: Comma-separated formats: executorch, onnx, litert, coreml.
+        formats: Comma-separated formats (rows of the format table, echoweave.edge.formats).
         precisions: Comma-separated precisions: fp32, fp16, int8.
         calib_clips: Training clips used to calibrate int8 (two windows each).
         overwrite: Replace OUT/<model_id> even if it holds a different model.
