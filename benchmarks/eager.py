@@ -14,14 +14,15 @@ import numpy as np
 
 from echoweave.edge.classifier import Classifier
 
-EAGER_ARTIFACT = {"id": "eager_pytorch_fp32", "format": "pytorch", "backend": "cpu", "precision": "fp32",
-                  "files": [], "methods": {m: {"file": "", "entry": m} for m in
-                                           ("forward", "embed_frame", "classify_window")},
-                  "input_dtype": "float32", "output_dtype": "float32"}
+def eager_artifact(methods) -> dict:
+    """A manifest-style artifact entry for the eager model's declared ``methods``."""
+    return {"id": "eager_pytorch_fp32", "format": "pytorch", "backend": "cpu", "precision": "fp32",
+            "files": [], "methods": {m: {"file": "", "entry": m} for m in methods},
+            "input_dtype": "float32", "output_dtype": "float32"}
 
 
 class EagerAdapter:
-    """Runs the three methods of an eager `EchoModel` on numpy arrays (torch.inference_mode)."""
+    """Runs the declared methods of an eager `VideoModel` on numpy arrays (torch.inference_mode)."""
 
     name = "eager"
     reentrant = False
@@ -31,12 +32,12 @@ class EagerAdapter:
 
         self._torch = torch
         self.version = torch.__version__
-        embed, head = (m.eval() for m in model.streaming_modules())
-        self._modules = {"forward": model.eval(), "embed_frame": embed, "classify_window": head}
+        self._modules = {name: m.eval() for name, m in model.method_modules().items()}
 
-    def run(self, method: str, x: np.ndarray) -> np.ndarray:
+    def run(self, method: str, *inputs: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
-            return self._modules[method](self._torch.from_numpy(np.ascontiguousarray(x))).numpy()
+            args = [self._torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]
+            return self._modules[method](*args).numpy()
 
     def close(self) -> None:
         self._modules.clear()
@@ -62,4 +63,4 @@ def eager_model(manifest: dict) -> tuple[object, str]:
 def open_eager(folder: str | Path, manifest: dict, model=None) -> Classifier:
     """A `Classifier` whose engine is the eager model (built with `eager_model` unless given)."""
     model = model if model is not None else eager_model(manifest)[0]
-    return Classifier(Path(folder), manifest, dict(EAGER_ARTIFACT), EagerAdapter(model))
+    return Classifier(Path(folder), manifest, eager_artifact(manifest["methods"]), EagerAdapter(model))

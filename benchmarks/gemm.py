@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from echoweave.benchmarks.threads import apply_threads
-from echoweave.edge.formats import get_runtime
 from echoweave.edge.atomic import atomic_path
+from echoweave.edge.formats import get_runtime
 
 DEFAULT_SHAPE = (256, 2048, 2048)  # m, k, n: 1.07 GMAC per call, large enough to be compute-bound
 

@@ -26,13 +26,11 @@ def count_macs(module, inputs: tuple) -> int:
 
 
 def method_macs(model) -> dict[str, int]:
-    """MACs per call of ``forward``, ``embed_frame`` and ``classify_window`` at batch 1, and
-    ``per_frame`` = embed_frame + classify_window."""
-    embed, head = (m.eval() for m in model.streaming_modules())
-    out = {"forward": count_macs(model.eval(), model.example_inputs("forward")),
-           "embed_frame": count_macs(embed, model.example_inputs("embed_frame")),
-           "classify_window": count_macs(head, model.example_inputs("classify_window"))}
-    out["per_frame"] = out["embed_frame"] + out["classify_window"]
+    """MACs per call of each declared method at batch 1, and ``per_frame``, the cost of one
+    streamed frame: embed_frame + classify_window, or a whole ``forward`` for a model without the
+    streaming split (the edge recomputes its window)."""
+    out = {m: count_macs(module.eval(), model.example_inputs(m)) for m, module in model.method_modules().items()}
+    out["per_frame"] = out["embed_frame"] + out["classify_window"] if model.streams_per_frame else out["forward"]
     return out
 
 

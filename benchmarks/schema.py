@@ -9,7 +9,7 @@ One perf.json per bench run (host or device)::
       "host": {cpu_model, logical_cpus, physical_cores, isa_flags, clock_ghz, peak {...},
                os, python, versions {package: version}, git_commit, load_average_start/end},
       "config": {runtimes, precisions, threads, modes, fps, seconds, warmup, input, interleave},
-      "macs": {forward, embed_frame, classify_window, per_frame, source} | null,
+      "macs": {forward[, embed_frame, classify_window], per_frame, source} | null,  # the declared methods
       "gemm": [{runtime, precision, threads, m, k, n, median_ms, gmacs}],
       "eager": {available, reason, weights},
       "cells": [{id, runtime, runtime_version, artifact, precision, threads, threads_control, mode,

@@ -72,6 +72,7 @@ class FileResult:
         p = self.prediction
         flag = "  UNCERTAIN" if p.uncertain else ""
         guess = f", sector {p.sector_method}" if p.sector_method not in ("", "motion") else ""
+        guess += ", whole-window forward (no streaming split)" if p.via == "forward" else ""
         warn = "".join(f"  WARNING: {w}" for w in p.warnings)
         return (f"{self.path}: {p.view} (class {p.class_id}) confidence {p.confidence:.3f}{flag}  "
                 f"[{p.runtime}, {p.latency_ms:.1f} ms, {self.frames} frames, {p.windows} windows{guess}]{warn}")

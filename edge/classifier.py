@@ -15,6 +15,12 @@ the exported window model (``forward``) on the same frames; the clip's probabili
 of the window probabilities. A clip shorter than T is padded by repeating its last frame (the
 samplers' ``short="repeat"`` policy). The clip-level sector mask is estimated from all frames.
 
+Models without the streaming split (manifest ``methods: ["forward"]``, e.g. a 3-D CNN) run the
+exported ``forward`` on every window, whole clips and streams alike (`Prediction.via` says
+``forward``); inputs the model derives from its pixels (manifest ``derive`` entries, e.g. frame
+differences) are computed here by `echoweave.edge.derived_inputs` before each call
+(docs/ARCHITECTURE.md "The model contract").
+
 Mean-vote (image) models: their exported ``classify_window`` already returns the log of the mean
 per-frame probability, so ``softmax`` of its output *is* the mean vote; it is not averaged again.
 
@@ -52,7 +58,15 @@ import numpy as np
 
 from echoweave.edge.clip import Clip
 from echoweave.edge.errors import ArtifactError, ClipReadError, EchoweaveError
-from echoweave.edge.manifest import ManifestError, find_artifact, read_manifest, verify_artifact_files
+from echoweave.edge.derived_inputs import derive
+from echoweave.edge.manifest import (
+    METHODS,
+    STREAMING_METHODS,
+    ManifestError,
+    find_artifact,
+    read_manifest,
+    verify_artifact_files,
+)
 from echoweave.edge.preprocess import PreprocessSpec, preprocess_frames
 from echoweave.edge.runtime.base import (
     PREFERENCE,
@@ -65,7 +79,7 @@ from echoweave.edge.runtime.base import (
 from echoweave.edge.sector import MAX_ESTIMATE_SIDE, Sector, apply_sector, estimate_sector, upscale_mask
 from echoweave.edge.image import rgb_to_gray
 
-__all__ = ["Classifier", "Prediction", "StreamInputError", "StreamingClassifier", "load", "softmax"]
+__all__ = ["Classifier", "Prediction", "StreamInputError", "StreamingClassifier", "load", "open_artifact", "softmax"]
 
 PIXEL_METHODS = ("forward", "embed_frame")  # methods whose input is pixels (quantized for int8 artifacts)
 _DEFAULT_QUANT = {"uint8": {"scale": 1.0 / 255.0, "zero_point": 0}, "int8": {"scale": 1.0 / 255.0, "zero_point": -128}}
@@ -91,6 +105,9 @@ class Prediction:
             the caller) or ``none`` (no masking); empty where not known.
         warnings: what the caller should know about this result, e.g. a clip shorter than the
             window that was padded.
+        via: how the window was computed: ``features`` (each frame embedded once, the window
+            head on the stored features) or ``forward`` (the whole window model on the frames:
+            the reference path, and the only one for a model without the streaming split).
     """
 
     view: str
@@ -105,13 +122,14 @@ class Prediction:
     windows: int = 1
     sector_method: str = ""
     warnings: list[str] = field(default_factory=list)
+    via: str = ""
 
     def to_dict(self) -> dict:
         """JSON-ready dict (probabilities as a list)."""
         return {"view": self.view, "class_id": self.class_id, "confidence": round(self.confidence, 6),
                 "uncertain": self.uncertain, "frame_index": self.frame_index, "time_s": round(self.time_s, 6),
                 "latency_ms": round(self.latency_ms, 3), "runtime": self.runtime, "windows": self.windows,
-                "sector_method": self.sector_method, "warnings": list(self.warnings),
+                "sector_method": self.sector_method, "warnings": list(self.warnings), "via": self.via,
                 "probabilities": [round(float(p), 6) for p in self.probabilities]}
 
 
@@ -191,14 +209,34 @@ def load(artifact_dir: str | Path, runtime: str | None = None, precision: str | 
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     manifest = read_manifest(folder)
     name, artifact = select_artifact(manifest, runtime, precision, str(folder))
+    return open_artifact(folder, manifest, artifact, name, threads)
+
+
+def open_artifact(folder: str | Path, manifest: dict, artifact: dict, runtime: str,
+                  threads: int | None = None) -> "Classifier":
+    """Open one artifact entry of ``manifest`` with ``runtime``: the files are checked against
+    their sha256, the engine loads them, each method's input shape is compared with the
+    manifest's. `load` calls it after choosing; the export's parity stage calls it on the staged
+    folder, so parity runs exactly the code an app runs.
+
+    Raises:
+        ManifestError: a file missing or changed; the runtime does not read this format.
+        RuntimeNotAvailable: the runtime is not installed or not usable here.
+        ArtifactError: the engine cannot load the files, or a method's shape differs.
+    """
+    folder = Path(folder)
     verify_artifact_files(folder, artifact)
     try:
-        adapter = open_runtime(name, folder, artifact, threads=threads)
+        adapter = open_runtime(runtime, folder, artifact, threads=threads)
     except EchoweaveError:
         raise
     except Exception as exc:  # each engine raises its own types (RuntimeError, ValueError, InvalidProtobuf...)
-        raise ArtifactError(f"{_artifact_where(folder, artifact)}: {name} cannot load it ({_one_line(exc)})") from None
-    check_method_shapes(folder, manifest, artifact, adapter)
+        raise ArtifactError(f"{_artifact_where(folder, artifact)}: {runtime} cannot load it ({_one_line(exc)})") from None
+    try:
+        check_method_shapes(folder, manifest, artifact, adapter)
+    except BaseException:
+        adapter.close()
+        raise
     return Classifier(folder, manifest, artifact, adapter)
 
 
@@ -275,6 +313,14 @@ class Classifier:
         #: Frames of the clip one window covers.
         self.span: int = (self.frames - 1) * self.frame_stride + 1
         self.aggregation: str = manifest["aggregation"]
+        #: The methods the model declares; with the streaming pair each frame is embedded once.
+        # (A validated manifest has both; a hand-built one, as in the golden-vector writer, may
+        # omit them and means the per-frame model with the pixel clip as its only input.)
+        self.methods: tuple[str, ...] = tuple(manifest.get("methods", METHODS))
+        self.per_frame: bool = all(m in self.methods for m in STREAMING_METHODS)
+        #: ``forward`` inputs computed on the device (input spec entries with ``derive``).
+        forward_spec = manifest.get("input_spec", {}).get("methods", {}).get("forward", {})
+        self.derived_inputs: list[dict] = [i for i in forward_spec.get("inputs", []) if "derive" in i]
         self.uncertain_threshold = float(manifest["uncertain_threshold"])
         self.spec = PreprocessSpec.from_dict(manifest["preprocessing"])
         # Runtimes that are not re-entrant (ExecuTorch methods, LiteRT interpreters) get one lock.
@@ -285,23 +331,29 @@ class Classifier:
         m = self.artifact["methods"].get(method, {})
         return m.get(key) or self.artifact.get(key) or _DEFAULT_QUANT[dtype]
 
-    def run(self, method: str, x: np.ndarray) -> np.ndarray:
-        """Run one exported method on a float32 array; handles int8/fp16 artifact I/O dtypes.
+    def _cast_input(self, method: str, index: int, x: np.ndarray) -> np.ndarray:
+        in_dtype = self.artifact.get("input_dtype", "float32")
+        if index == 0 and method in PIXEL_METHODS and in_dtype in ("int8", "uint8"):
+            return quantize(x, in_dtype, self._quant(method, "input_quantization", in_dtype))
+        if in_dtype == "float16":
+            return x.astype(np.float16)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def run(self, method: str, *inputs: np.ndarray) -> np.ndarray:
+        """Run one exported method on its float32 input arrays (in the manifest's order);
+        handles int8/fp16 artifact I/O dtypes.
 
         Pixel inputs of an artifact declaring ``input_dtype`` ``int8``/``uint8`` are quantized with
         the entry's ``input_quantization`` {scale, zero_point} (default 1/255 and 0 / -128); an
         ``output_dtype`` int8/uint8 output is dequantized with ``output_quantization``.
         """
-        in_dtype = self.artifact.get("input_dtype", "float32")
-        if method in PIXEL_METHODS and in_dtype in ("int8", "uint8"):
-            x = quantize(x, in_dtype, self._quant(method, "input_quantization", in_dtype))
-        elif in_dtype == "float16":
-            x = x.astype(np.float16)
-        else:
-            x = np.ascontiguousarray(x, dtype=np.float32)
+        if method not in self.methods:
+            raise ArtifactError(f"{_artifact_where(self.folder, self.artifact)}: the model declares no method "
+                                f"{method!r} (it has {', '.join(self.methods)})")
+        xs = [self._cast_input(method, i, x) for i, x in enumerate(inputs)]
         try:
             with self._lock:
-                out = self.adapter.run(method, x)
+                out = self.adapter.run(method, *xs)
         except Exception as exc:  # engine errors (shape, corrupt kernel...) become one line naming the artifact
             raise ArtifactError(f"{_artifact_where(self.folder, self.artifact, method)}: {self.runtime} failed to run "
                                 f"it ({_one_line(exc)})") from None
@@ -318,9 +370,14 @@ class Classifier:
         """Logits ``(K,)`` of one window of features ``(T, D)``."""
         return self.run("classify_window", features[None])[0]
 
+    def window_inputs(self, x: np.ndarray, source: str = "window") -> list[np.ndarray]:
+        """Every ``forward`` input for preprocessed frames ``(T, C, S, S)``, batch 1: the pixels,
+        then each derived input computed from them (`echoweave.edge.derived_inputs`)."""
+        return [x[None]] + [derive(spec["derive"], x, source)[None] for spec in self.derived_inputs]
+
     def forward_window(self, x: np.ndarray) -> np.ndarray:
         """Logits ``(K,)`` of the window model on preprocessed frames ``(T, C, S, S)``."""
-        return self.run("forward", x[None])[0]
+        return self.run("forward", *self.window_inputs(x))[0]
 
     # ---- preprocessing -------------------------------------------------------------------
     def preprocess(self, frames: np.ndarray, sector: "Sector | str | None" = "auto", source: str = "frames") -> np.ndarray:
@@ -380,7 +437,8 @@ class Classifier:
             fps: frame rate for times (default: the clip's, or 30 for bare frames).
             sector: see `preprocess`.
             via: ``"features"`` (embed each frame once, then ``classify_window``; the fast path) or
-                ``"forward"`` (the exported window model on every window; the reference).
+                ``"forward"`` (the exported window model on every window; the reference). A model
+                without the streaming split always runs ``"forward"`` (`Prediction.via` says so).
 
         Returns:
             One `Prediction` per window; ``frame_index``/``time_s`` are those of its last frame.
@@ -397,19 +455,20 @@ class Classifier:
                             "padded by repeating the last frame")
         starts = self.window_starts(n, hop)
         step = self.frame_stride
+        if via not in ("features", "forward"):
+            raise ValueError(f"via must be 'features' or 'forward', got {via!r}")
+        via = via if self.per_frame else "forward"
         if via == "features":
             feats = self.embed(x)  # (N', D)
             logits = [self.classify_features(feats[s : s + self.span : step]) for s in starts]
-        elif via == "forward":
-            logits = [self.forward_window(x[s : s + self.span : step]) for s in starts]
         else:
-            raise ValueError(f"via must be 'features' or 'forward', got {via!r}")
+            logits = [self.forward_window(x[s : s + self.span : step]) for s in starts]
         per_window = (time.perf_counter() - t0) * 1000.0 / len(starts)
         out = []
         for s, z in zip(starts, logits):
             last = min(s + self.span, n) - 1
             pred = self.make_prediction(softmax(z), last, last / fps, per_window)
-            pred.sector_method, pred.warnings = sector_method, list(warnings)
+            pred.sector_method, pred.warnings, pred.via = sector_method, list(warnings), via
             out.append(pred)
         return out
 
@@ -430,7 +489,7 @@ class Classifier:
         probs = np.mean([w.probabilities for w in windows], axis=0)
         last = windows[-1]
         pred = self.make_prediction(probs, last.frame_index, last.time_s, latency_ms, windows=len(windows))
-        pred.sector_method, pred.warnings = last.sector_method, list(last.warnings)
+        pred.sector_method, pred.warnings, pred.via = last.sector_method, list(last.warnings), last.via
         return pred
 
     def stream(self, **kwargs) -> "StreamingClassifier":
@@ -441,7 +500,8 @@ class Classifier:
         """Facts for reports: model id, artifact, runtime and its version, precision."""
         return {"model_id": self.manifest["model_id"], "artifact": self.artifact["id"], "runtime": self.runtime,
                 "runtime_version": getattr(self.adapter, "version", ""), "precision": self.precision,
-                "frames": self.frames, "frame_stride": self.frame_stride, "aggregation": self.aggregation}
+                "frames": self.frames, "frame_stride": self.frame_stride, "aggregation": self.aggregation,
+                "methods": list(self.methods), "streaming": "per_frame" if self.per_frame else "window_recompute"}
 
     def close(self) -> None:
         """Release the runtime."""
@@ -474,6 +534,10 @@ def _check_stream_frame(frame) -> np.ndarray:
 
 class StreamingClassifier:
     """Classify a live stream frame by frame with one backbone pass per frame.
+
+    A model without the streaming split (window-only, e.g. a 3-D CNN) streams too: the ring
+    buffer then holds preprocessed frames and every prediction recomputes the exported
+    ``forward`` on the window (``Prediction.via == "forward"``), costing a whole window per frame.
 
     Each stream owns its ring buffer and sector state; many streams may share one `Classifier`
     from different threads. See the module docstring for the sector policy.
@@ -518,7 +582,7 @@ class StreamingClassifier:
 
     def reset(self) -> None:
         """Forget all frames (buffer, sector estimate, counters); the next frame starts a new stream."""
-        self._features: deque = deque(maxlen=self.span)  # (D,) per frame
+        self._features: deque = deque(maxlen=self.span)  # (D,) per frame, or (C, S, S) for window-only models
         self._raw: deque = deque(maxlen=self.span)  # grayscale frames behind those features
         self._pending: list[np.ndarray] = []  # frames collected for the next sector estimate
         self._sector: Sector | None = self._given
@@ -543,8 +607,10 @@ class StreamingClassifier:
         return self._sector.method if self._sector is not None else "whole_image"
 
     def _embed(self, gray: np.ndarray, sector: Sector | None) -> np.ndarray:
+        """What the ring buffer keeps of one frame: its feature ``(D,)`` with the streaming split,
+        else the preprocessed frame ``(C, S, S)``."""
         x = self.classifier.preprocess(gray[None], sector)  # (1, C, S, S)
-        return self.classifier.run("embed_frame", x)[0]  # (D,)
+        return self.classifier.run("embed_frame", x)[0] if self.classifier.per_frame else x[0]
 
     def _static_change(self, gray: np.ndarray) -> float:
         if self._reference is None or self._sector is None:
@@ -617,12 +683,15 @@ class StreamingClassifier:
             self.frames_seen += 1
             if len(self._features) < self.span or (index + 1 - self.span) % self.hop:
                 return None
-            window = list(self._features)[:: self.stride]  # T features, oldest first
-            logits = self.classifier.classify_features(np.stack(window))  # (K,)
+            window = np.stack(list(self._features)[:: self.stride])  # T entries, oldest first
+            if self.classifier.per_frame:
+                logits = self.classifier.classify_features(window)  # (K,) from (T, D)
+            else:
+                logits = self.classifier.forward_window(window)  # (K,) from (T, C, S, S)
             method = self.sector_method
         when = index / self.fps if time_s is None else float(time_s)
         pred = self.classifier.make_prediction(softmax(logits), index, when, (time.perf_counter() - t0) * 1000.0)
-        pred.sector_method = method
+        pred.sector_method, pred.via = method, "features" if self.classifier.per_frame else "forward"
         return pred
 
 

@@ -10,11 +10,11 @@ by `echoweave.edge`, the benchmark harness and the Kotlin core of ``android_demo
       "model": {...ModelConfig.to_dict()...},      # name, backbone, frames, input_size, ...
       "classes": [{"id": 0, "name": "APICAL_5C"}, ...],
       "frames": 4,                                 # T, window length
-      "aggregation": "window" | "mean_vote",       # mean_vote: image model, per-frame probs averaged
+      "aggregation": "window" | "mean_vote",       # declared by the model; mean_vote: per-frame probs averaged
       "uncertain_threshold": 0.5,                  # confidence below this -> "uncertain view"
       "preprocessing": {...PreprocessSpec.to_dict()...},
-      "input_spec": {...EchoModel.input_spec()...},# shapes/dtypes/layouts of every method
-      "methods": ["forward", "embed_frame", "classify_window"],
+      "input_spec": {...VideoModel.input_spec()...},# shapes/dtypes/layouts (+ derive specs) of every method
+      "methods": ["forward", "embed_frame", "classify_window"],  # what the model declares; ["forward"] = window-only
       "artifacts": [
         {"id": "executorch_xnnpack_fp32", "format": "executorch", "backend": "xnnpack",
          "precision": "fp32",
@@ -54,7 +54,10 @@ MANIFEST = "manifest.json"
 #: Artifact formats: a live view of the format table (`echoweave.edge.formats`), in its order.
 FORMATS = LiveSequence(format_names)
 PRECISIONS = ("fp32", "fp16", "int8")
+#: Every method name a model may declare (it declares ``forward`` and, optionally, the streaming pair).
 METHODS = ("forward", "embed_frame", "classify_window")
+#: The streaming split: one backbone pass per new frame, then the window head.
+STREAMING_METHODS = ("embed_frame", "classify_window")
 AGGREGATIONS = ("window", "mean_vote")
 
 
@@ -171,9 +174,10 @@ def _check_consistency(data: dict, where: str) -> None:
             if layout and len(layout) != len(inp["shape"]):
                 raise ManifestError(f"{where}: input_spec.methods.{method} input has layout {layout} but a "
                                     f"{len(inp['shape'])}-d shape {inp['shape']}")
-            if layout.startswith("NT") and inp["shape"][1] != frames:
+            if layout.startswith("NT") and "derive" not in inp and inp["shape"][1] != frames:
                 raise ManifestError(f"{where}: input_spec.methods.{method} takes {inp['shape'][1]} frames but "
                                     f"frames is {frames}")
+    _check_methods(data, where)
     try:
         PreprocessSpec.from_dict(data["preprocessing"])
     except ValueError as exc:
@@ -193,6 +197,36 @@ def _check_consistency(data: dict, where: str) -> None:
             if m["file"] not in paths:
                 raise ManifestError(f"{where}: artifacts[{i}] ({art['id']}): method {name!r} names file "
                                     f"{m['file']!r}, which is not one of the artifact's files")
+
+
+def _check_methods(data: dict, where: str) -> None:
+    """The model's declared methods (docs/ARCHITECTURE.md "The model contract"): ``forward``
+    always, the streaming pair both or neither, described in the input spec; an artifact holds
+    only declared methods, and enough of them to classify."""
+    from echoweave.edge.derived_inputs import DERIVATIONS
+
+    methods, spec = data["methods"], data["input_spec"]["methods"]
+    if "forward" not in methods:
+        raise ManifestError(f"{where}: methods {methods} lack 'forward' (every model has a window forward)")
+    if len(set(STREAMING_METHODS) & set(methods)) == 1:
+        raise ManifestError(f"{where}: methods {methods} name only one of the streaming pair {list(STREAMING_METHODS)}")
+    if set(methods) != set(spec):
+        raise ManifestError(f"{where}: methods {methods} differ from input_spec.methods {sorted(spec)}")
+    for method, io in spec.items():
+        for inp in io["inputs"]:
+            derive = inp.get("derive")
+            if derive is not None and derive["kind"] not in DERIVATIONS:
+                raise ManifestError(f"{where}: input_spec.methods.{method} input {inp.get('name', '?')!r} is derived "
+                                    f"by {derive['kind']!r}, which this echoweave does not know (known: "
+                                    f"{', '.join(DERIVATIONS)}); upgrade echoweave")
+    for i, art in enumerate(data["artifacts"]):
+        extra = [m for m in art["methods"] if m not in methods]
+        if extra:
+            raise ManifestError(f"{where}: artifacts[{i}] ({art['id']}) has method(s) {extra} the model does not declare")
+        # An artifact may ship a subset (e.g. only the streaming pair for an app), but it must classify.
+        if "forward" not in art["methods"] and not all(m in art["methods"] for m in STREAMING_METHODS):
+            raise ManifestError(f"{where}: artifacts[{i}] ({art['id']}) can classify nothing: it has neither forward "
+                                f"nor the streaming pair {list(STREAMING_METHODS)}")
 
 
 def read_manifest(folder: str | Path) -> dict:

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from echoweave.edge.atomic import atomic_path
-from echoweave.edge.manifest import METHODS
 from echoweave.export.formats import ArtifactRecord, ExportContext
 
 #: Function order in the package; the first is the default function.
@@ -59,20 +58,25 @@ def package_name(model_id: str, precision: str) -> str:
     return f"{model_id}_{FILE_TAGS[precision]}.mlpackage"
 
 
-def io_names(model) -> dict[str, tuple[str, str]]:
-    """``{method: (input name, output name)}`` from the model's input spec."""
-    methods = model.input_spec()["methods"]
-    return {m: (methods[m]["inputs"][0]["name"], methods[m]["outputs"][0]["name"]) for m in METHODS}
+def io_names(model) -> dict[str, tuple[list[str], str]]:
+    """``{method: ([input names], output name)}`` for each declared method, from the model's input spec."""
+    return {m: ([i["name"] for i in io["inputs"]], io["outputs"][0]["name"])
+            for m, io in model.input_spec()["methods"].items()}
+
+
+def function_order(ctx: ExportContext) -> list[str]:
+    """The declared methods in package order (`FUNCTION_ORDER` first; ``forward`` is the default)."""
+    return sorted(ctx.methods, key=lambda m: FUNCTION_ORDER.index(m) if m in FUNCTION_ORDER else len(FUNCTION_ORDER))
 
 
 # ---- stage: export + convert ----------------------------------------------------------------
-def convert_method(module, example: tuple, input_name: str, output_name: str, precision: str):
+def convert_method(module, example: tuple, input_names: list[str], output_name: str, precision: str):
     """One method -> an in-memory ML program (`ct.models.MLModel`, not loaded for prediction).
 
     Args:
         module: the method as an `nn.Module` (put in eval mode here).
         example: example inputs tuple (fixes the static shape).
-        input_name: name of the Core ML input (``clip``, ``frame``, ``features``).
+        input_names: names of the Core ML inputs (``clip`` [+ derived inputs], ``frame``, ``features``).
         output_name: name of the Core ML output (``logits``, ``feature``).
         precision: ``fp32`` computes in float32, anything else in float16.
     """
@@ -83,7 +87,8 @@ def convert_method(module, example: tuple, input_name: str, output_name: str, pr
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
     return ct.convert(exported, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
                       compute_precision=compute, skip_model_load=True,
-                      inputs=[ct.TensorType(name=input_name, shape=tuple(example[0].shape), dtype=np.float32)],
+                      inputs=[ct.TensorType(name=n, shape=tuple(x.shape), dtype=np.float32)
+                              for n, x in zip(input_names, example)],
                       outputs=[ct.TensorType(name=output_name, dtype=np.float32)])
 
 
@@ -106,7 +111,7 @@ def converted_functions(ctx: ExportContext, precision: str) -> dict[str, Any]:
         names = io_names(ctx.model)
         modules = ctx.modules()
         _CONVERTED[compute] = {m: convert_method(modules[m], ctx.example_inputs[m], *names[m], compute)
-                               for m in FUNCTION_ORDER}
+                               for m in function_order(ctx)}
     return _CONVERTED[compute]
 
 
@@ -168,7 +173,7 @@ def package_metadata(ctx: ExportContext, precision: str) -> dict[str, str]:
         "com.echoweave.precision": {"int8": "int8 weights (w8), fp16 activations"}.get(precision, precision),
         "com.echoweave.class_names": json.dumps(list(ctx.class_names)),
         "com.echoweave.preprocessing": json.dumps(ctx.preprocessing),
-        "com.echoweave.functions": ",".join(FUNCTION_ORDER),
+        "com.echoweave.functions": ",".join(function_order(ctx)),
         "com.echoweave.input": json.dumps({"pixels": "grayscale in [0, 1], normalization inside the graph",
                                            "frames": spec["frames"], "input_size": spec["input_size"]}),
     }
@@ -185,18 +190,19 @@ def write_reference(ctx: ExportContext, path: Path, windows: int = REFERENCE_WIN
 
     names = io_names(ctx.model)
     modules = ctx.modules()
-    inputs = {"forward": ctx.calib_windows[:windows, None],  # (n, 1, T, C, S, S)
-              "embed_frame": ctx.calib_windows[:windows].reshape(-1, 1, *ctx.calib_windows.shape[2:]),  # (n*T, 1, C, S, S)
-              "classify_window": ctx.calib_features[:windows, None]}  # (n, 1, T, D)
+    # Calibration samples (tuples of batch-1 tensors): windows (+ derived inputs), their frames, features.
+    take = {"forward": windows, "embed_frame": windows * ctx.model.frames, "classify_window": windows}
     arrays: dict[str, np.ndarray] = {}
     with torch.no_grad():
-        for m in FUNCTION_ORDER:
-            x = np.ascontiguousarray(inputs[m], dtype=np.float32)
-            y = np.stack([modules[m].eval()(torch.from_numpy(xi)).numpy() for xi in x])
-            arrays[f"{m}__in__{names[m][0]}"] = x
+        for m in function_order(ctx):
+            samples = ctx.calibration_inputs(m)[: take.get(m, windows)]
+            for k, input_name in enumerate(names[m][0]):
+                arrays[f"{m}__in__{input_name}"] = np.stack([s[k].numpy() for s in samples]).astype(np.float32)
+            y = np.stack([modules[m].eval()(*s).numpy() for s in samples])
             arrays[f"{m}__out__{names[m][1]}"] = y.astype(np.float32)
-    meta = {"model_id": ctx.model_id, "functions": {m: {"input": names[m][0], "output": names[m][1]}
-                                                    for m in FUNCTION_ORDER},
+    meta = {"model_id": ctx.model_id, "functions": {m: {"input": names[m][0][0], "inputs": names[m][0],
+                                                        "output": names[m][1]}
+                                                    for m in function_order(ctx)},
             "inputs": "real calibration windows (training clips), their frames and eager embed_frame features",
             "expected": "eager PyTorch fp32"}
     with atomic_path(path, suffix=".npz") as tmp:  # savez appends .npz to a name without it
@@ -232,13 +238,13 @@ def export_coreml(ctx: ExportContext, precision: str) -> ArtifactRecord:
         timings["quantize_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     description = (f"{ctx.model_id}: echocardiogram view classifier ({len(ctx.class_names)} views, "
-                   f"{ctx.model.frames}-frame windows); functions forward (default), embed_frame, classify_window")
+                   f"{ctx.model.frames}-frame windows); functions {', '.join(function_order(ctx))} (forward is the default)")
     save_multifunction(functions, out_dir / name, package_metadata(ctx, precision), description)
     timings["save_s"] = time.perf_counter() - t2
     write_reference(ctx, out_dir / REFERENCE_FILE)
     shutil.copyfile(Path(__file__).with_name(CHECK_SCRIPT), out_dir / CHECK_SCRIPT)
     facts = describe_mlpackage(out_dir / name)
-    check_package(facts, out_dir / name)
+    check_package(facts, out_dir / name, function_order(ctx))
     extra = {"functions": facts["functions"], "default_function": facts["default_function"],
              "specification_version": facts["specification_version"],
              "weights_8bit": sum(f["ops"].get("constexpr_blockwise_shift_scale", 0)
@@ -248,7 +254,7 @@ def export_coreml(ctx: ExportContext, precision: str) -> ArtifactRecord:
              "check": f"on macOS: python {CHECK_SCRIPT} <this folder> (compares with {REFERENCE_FILE})"}
     return ArtifactRecord(format="coreml", backend="mlprogram", precision=precision,
                           files=[name, REFERENCE_FILE, CHECK_SCRIPT],
-                          methods={m: {"file": name, "entry": m} for m in METHODS}, extra=extra,
+                          methods=ctx.method_table(name), extra=extra,
                           notes=INT8_NOTES if precision == "int8" else
                           f"ML program, {precision} compute, multifunction (iOS 18)")
 
@@ -292,7 +298,7 @@ def describe_mlpackage(path: str | Path) -> dict[str, Any]:
             "short_description": spec.description.metadata.shortDescription}
 
 
-def check_package(facts: dict[str, Any], path: str | Path) -> None:
+def check_package(facts: dict[str, Any], path: str | Path, functions=FUNCTION_ORDER) -> None:
     """Refuse a package without the three functions or with ops Core ML does not define.
 
     Raises:
@@ -300,7 +306,7 @@ def check_package(facts: dict[str, Any], path: str | Path) -> None:
     """
     from coremltools.converters.mil.mil.ops.registry import SSAOpRegistry
 
-    missing = [m for m in FUNCTION_ORDER if m not in facts["functions"]]
+    missing = [m for m in functions if m not in facts["functions"]]
     if missing:
         raise RuntimeError(f"{path}: functions {missing} missing (found {sorted(facts['functions'])})")
     for name, fn in facts["functions"].items():

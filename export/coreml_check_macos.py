@@ -74,10 +74,12 @@ def check_function(package: Path, function: str, names: dict, arrays: dict, comp
 
     model = ct.models.MLModel(str(package), function_name=function,
                               compute_units=getattr(ct.ComputeUnit, compute_units))
-    inputs = arrays[f"{function}__in__{names['input']}"]
+    input_names = names.get("inputs") or [names["input"]]  # older references name one input
+    stacks = [arrays[f"{function}__in__{n}"] for n in input_names]
+    inputs = stacks[0]
     expected = arrays[f"{function}__out__{names['output']}"]
-    got = np.stack([np.asarray(model.predict({names["input"]: x})[names["output"]], dtype=np.float32)
-                    for x in inputs]).reshape(expected.shape)
+    got = np.stack([np.asarray(model.predict({n: s[i] for n, s in zip(input_names, stacks)})[names["output"]],
+                               dtype=np.float32) for i in range(len(inputs))]).reshape(expected.shape)
     diff = float(np.abs(got - expected).max())
     rel = diff / max(float(np.abs(expected).max()), 1e-6)
     ok = rel <= rel_tol

@@ -29,8 +29,7 @@ from typing import Any
 
 import torch
 
-from echoweave.edge.manifest import METHODS
-from echoweave.export.formats import PRECISION_NOTES, ArtifactRecord, ExportContext, all_methods, artifact_file_name
+from echoweave.export.formats import PRECISION_NOTES, ArtifactRecord, ExportContext, artifact_file_name
 
 BACKEND = "xnnpack"
 #: How many held-in calibration windows the BundledProgram carries as test cases per method.
@@ -41,9 +40,9 @@ def export_programs(ctx: ExportContext, precision: str) -> dict[str, Any]:
     """Stages export + quantize: one `ExportedProgram` per method (int8: PT2E-converted)."""
     modules = ctx.modules()
     if precision == "fp32":
-        return {m: torch.export.export(modules[m], ctx.example_inputs[m]) for m in METHODS}
+        return {m: torch.export.export(modules[m], ctx.example_inputs[m]) for m in ctx.methods}
     quantized = quantize_methods(ctx, modules)
-    return {m: torch.export.export(quantized[m], ctx.example_inputs[m]) for m in METHODS}
+    return {m: torch.export.export(quantized[m], ctx.example_inputs[m]) for m in ctx.methods}
 
 
 def quantize_module(module: torch.nn.Module, example: tuple, samples: list[tuple]) -> torch.fx.GraphModule:
@@ -69,11 +68,13 @@ def quantize_module(module: torch.nn.Module, example: tuple, samples: list[tuple
 
 
 def quantize_methods(ctx: ExportContext, modules: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
-    """PT2E int8 (XNNPACK per-channel symmetric) of each method, calibrated on real clips."""
+    """PT2E int8 (XNNPACK per-channel symmetric) of each declared method, calibrated on real
+    clips; the window head on what the *quantized* embedder produces."""
     out = {m: quantize_module(modules[m], ctx.example_inputs[m], ctx.calibration_inputs(m))
-           for m in ("forward", "embed_frame")}
-    out["classify_window"] = quantize_module(modules["classify_window"], ctx.example_inputs["classify_window"],
-                                             quantized_features(out["embed_frame"], ctx))
+           for m in ctx.methods if m != "classify_window"}
+    if "classify_window" in ctx.methods:
+        out["classify_window"] = quantize_module(modules["classify_window"], ctx.example_inputs["classify_window"],
+                                                 quantized_features(out["embed_frame"], ctx))
     return out
 
 
@@ -144,7 +145,7 @@ def quantized_features(embed_q: torch.nn.Module, ctx: ExportContext) -> list[tup
     return samples
 
 
-def delegation_stats(lowered_program) -> dict[str, Any]:
+def delegation_stats(lowered_program, methods) -> dict[str, Any]:
     """Per method: nodes inside XNNPACK delegates, nodes left in the portable runtime (by op).
 
     Counted on the lowered edge graphs: every ``call_function`` in a delegate's original
@@ -152,7 +153,7 @@ def delegation_stats(lowered_program) -> dict[str, Any]:
     their output ``getitem`` s run outside.
     """
     stats = {}
-    for method in METHODS:
+    for method in methods:
         gm = lowered_program.exported_program(method).graph_module
         delegated, outside, subgraphs = 0, Counter(), 0
         for node in gm.graph.nodes:
@@ -177,14 +178,15 @@ def bundled_cases(ctx: ExportContext, programs: dict[str, Any]):
     from executorch.devtools.bundled_program.config import MethodTestCase, MethodTestSuite
 
     suites = []
-    for method in METHODS:
+    for method in ctx.methods:
         module = programs[method].module()
         cases = []
-        for (x,) in ctx.calibration_inputs(method)[:BUNDLED_CASES]:
+        for sample in ctx.calibration_inputs(method)[:BUNDLED_CASES]:
             with torch.no_grad():
-                expected = module(x)
+                expected = module(*sample)
             # Bundled tensors must be dense: exported graphs may return expanded (stride 0) views.
-            cases.append(MethodTestCase(inputs=[x.clone().contiguous()], expected_outputs=[expected.clone().contiguous()]))
+            cases.append(MethodTestCase(inputs=[x.clone().contiguous() for x in sample],
+                                        expected_outputs=[expected.clone().contiguous()]))
         suites.append(MethodTestSuite(method_name=method, test_cases=cases))
     return suites
 
@@ -207,7 +209,7 @@ def export_executorch(ctx: ExportContext, precision: str) -> ArtifactRecord:
     programs = export_programs(ctx, precision)
     lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()],
                                           constant_methods={"config": ctx.config_json()})
-    delegation = delegation_stats(lowered)
+    delegation = delegation_stats(lowered, ctx.methods)
     et_program = lowered.to_executorch()
 
     pte = artifact_file_name(ctx.model_id, precision, ".pte", backend=BACKEND)
@@ -219,7 +221,7 @@ def export_executorch(ctx: ExportContext, precision: str) -> ArtifactRecord:
     shares = [d["delegated_share"] for d in delegation.values()]
     return ArtifactRecord(
         format="executorch", backend=BACKEND, precision=precision, files=[pte, bpte],
-        methods=all_methods(pte),
+        methods=ctx.method_table(pte),
         notes=PRECISION_NOTES.get(("executorch", precision), "fp32, lowered to XNNPACK"),
         extra={"delegation": delegation, "delegated_share_min": min(shares),
                "constant_methods": ["config"], "bundled_program": bpte,

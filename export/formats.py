@@ -18,7 +18,7 @@ discovered by try/except::
         ... convert ctx.modules()["embed_frame"] with ctx.example_inputs["embed_frame"],
         ... calibrate int8 on ctx.calibration_inputs("embed_frame") (real training frames)
         return ArtifactRecord(format="litert", backend="xnnpack", precision=precision,
-                              files=[name], methods={m: {"file": name, "entry": m} for m in METHODS})
+                              files=[name], methods=ctx.method_table(name))
 
 Rules for converters:
 - Do not modify ``ctx.model`` (other converters use it after you); deepcopy if a library
@@ -26,13 +26,13 @@ Rules for converters:
 - Calibrate int8 on ``ctx.calibration_inputs(method)`` (real training clips), never on random
   tensors.
 - Write only inside ``ctx.out_dir``; ``files`` and ``methods[*]["file"]`` are relative to it.
-- Every artifact provides the three methods (`forward`, `embed_frame`, `classify_window`);
-  ``entry`` is the method name inside a multi-method program, the signature key (LiteRT), the
-  function name (Core ML multifunction) or the file's own graph (ONNX: ``"main"``).
-- A format that can run on this host has a runner (`PARITY_RUNNERS`, functions of `echoweave.export.parity`):
-  ``run(folder, record, method, inputs: list[np.ndarray]) -> np.ndarray`` (first output);
-  the parity report executes every artifact that has one. (Transitional: parity is moving to
-  the formats' `echoweave.edge` runtime adapters, after which a format needs no runner.)
+- Every artifact provides every method the model declares (`ExportContext.methods`: always
+  ``forward``, and ``embed_frame``/``classify_window`` for models with the streaming split), with
+  all of each method's inputs (`ExportContext.input_names`); ``entry`` is the method name inside a
+  multi-method program, the signature key (LiteRT), the function name (Core ML multifunction) or
+  the file's own graph (ONNX: ``"main"``). `ExportContext.method_table` builds the common case.
+- There is no export-side runner: parity opens each staged artifact with the format's
+  `echoweave.edge` runtime adapter, as an app does (`echoweave.export.parity`).
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ import numpy as np
 
 from echoweave.edge.errors import EchoweaveError
 from echoweave.edge.formats import FormatInfo, LiveMapping, LiveSequence, format_rows, get_format
-from echoweave.edge.manifest import METHODS, file_bytes, sha256_file
+from echoweave.edge.manifest import file_bytes, sha256_file
 
 class ExportError(EchoweaveError):
     """The export refused its input (checkpoint, data, destination) or a converter failed."""
@@ -61,12 +61,14 @@ class ExportContext:
     """Everything a converter needs, built once per export by the pipeline.
 
     Attributes:
-        model: the `EchoModel`, eval mode, fp32, on CPU. Do not modify it.
+        model: the `VideoModel`, eval mode, fp32, on CPU. Do not modify it. Its declared
+            methods (`methods`) are what every converter exports.
         model_id: folder name and file-name prefix, e.g. ``tfw_tiny`` or ``tfw_r50``.
         out_dir: the staging folder converters write into (renamed into place at the end).
         calib_windows: ``float32 (N, T, C, S, S)`` preprocessed windows of real *training* clips.
         calib_frames: ``float32 (M, C, S, S)`` the frames of those windows.
-        calib_features: ``float32 (N, T, D)`` eager fp32 ``embed_frame`` outputs of the windows.
+        calib_features: ``float32 (N, T, D)`` eager fp32 ``embed_frame`` outputs of the windows
+            (None for a model without the streaming split).
         example_inputs: per method, the tuple of torch tensors `torch.export` traces with.
         class_names: class name per class id.
         preprocessing: `PreprocessSpec.to_dict()`-style dict (travels into the artifact config).
@@ -78,30 +80,49 @@ class ExportContext:
     out_dir: Path
     calib_windows: np.ndarray
     calib_frames: np.ndarray
-    calib_features: np.ndarray
+    calib_features: np.ndarray | None
     example_inputs: dict[str, tuple]
     class_names: list[str]
     preprocessing: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods the model declares (``forward`` first), in export order."""
+        return tuple(self.model.methods)
+
     def modules(self) -> dict[str, Any]:
-        """The three methods as separate `nn.Module` s sharing the model's weights."""
-        embedder, classifier = self.model.streaming_modules()
-        # The wrappers are fresh modules (training=True); eval() so exporters see inference mode.
-        return {"forward": self.model.eval(), "embed_frame": embedder.eval(), "classify_window": classifier.eval()}
+        """Each declared method as an `nn.Module` sharing the model's weights."""
+        # Wrappers are fresh modules (training=True); eval() so exporters see inference mode.
+        return {m: module.eval() for m, module in self.model.method_modules().items()}
+
+    def input_names(self, method: str) -> list[str]:
+        """The method's input names, in argument order (from the model's input spec)."""
+        return [i["name"] for i in self.model.input_spec()["methods"][method]["inputs"]]
+
+    def method_table(self, file: str, entry: str | None = None) -> dict[str, dict[str, str]]:
+        """``methods`` of an `ArtifactRecord` whose declared methods all live in one file: each
+        method's entry is its own name (or ``entry`` for all of them)."""
+        return {m: {"file": file, "entry": entry or m} for m in self.methods}
 
     def calibration_inputs(self, method: str) -> list[tuple]:
         """Batch-1 calibration samples for ``method`` as tuples of torch tensors.
 
-        ``forward`` gets windows ``(1, T, C, S, S)``, ``embed_frame`` frames ``(1, C, S, S)``,
-        ``classify_window`` features ``(1, T, D)`` from the eager fp32 embedder.
+        ``forward`` gets windows ``(1, T, C, S, S)`` plus the derived inputs computed from them
+        (as the edge does), ``embed_frame`` frames ``(1, C, S, S)``, ``classify_window``
+        features ``(1, T, D)`` from the eager fp32 embedder.
         """
         import torch
 
         source = {"forward": self.calib_windows, "embed_frame": self.calib_frames,
                   "classify_window": self.calib_features}[method]
+        if source is None:
+            raise ExportError(f"{self.model_id}: no calibration inputs for {method!r} (the model does not declare it)")
         # A fresh copy: ``x[None]`` has stride 0 on the new axis, which ExecuTorch rejects.
-        return [(torch.from_numpy(np.array(x[None], copy=True)),) for x in source]
+        samples = [torch.from_numpy(np.array(x[None], copy=True)) for x in source]
+        if method == "forward":
+            return [tuple(t.contiguous() for t in self.model.forward_inputs(x)) for x in samples]
+        return [(x,) for x in samples]
 
     def config_json(self) -> str:
         """Class names, preprocessing and model id as JSON (rides inside artifacts that can
@@ -166,13 +187,6 @@ def artifact_file_name(model_id: str, precision: str, suffix: str, backend: str 
     return "_".join(parts) + suffix
 
 
-#: Parity runners of the formats that have one (``echoweave.export.parity``). Transitional: the
-#: parity rewrite runs every artifact through its format's `echoweave.edge` adapter and drops these.
-PARITY_RUNNERS = {"executorch": "echoweave.export.parity:run_executorch",
-                  "onnx": "echoweave.export.parity:run_onnx",
-                  "litert": "echoweave.export.parity:run_litert"}
-
-
 @dataclass(frozen=True)
 class ConverterSpec:
     """The export side of one row of the format table (`echoweave.edge.formats.FormatInfo`).
@@ -181,22 +195,15 @@ class ConverterSpec:
         converter: ``"module:function"`` import path of the converter.
         precisions: precisions the converter produces.
         package: the import name whose absence skips the format.
-        runner: ``"module:function"`` running an artifact here, or None (e.g. Core ML needs macOS).
-        no_runner_reason: why there is no runner (goes into the parity report).
     """
 
     converter: str
     precisions: tuple[str, ...]
     package: str
-    runner: str | None = None
-    no_runner_reason: str = ""
 
     @classmethod
     def of(cls, row: FormatInfo) -> "ConverterSpec":
-        runner = PARITY_RUNNERS.get(row.format)
-        reason = "" if runner else (row.platform_reason or f"parity has no {row.format} runner yet (it will run "
-                                    f"{row.format} through its echoweave.edge adapter, {row.adapter})")
-        return cls(row.converter, row.precisions, row.converter_package, runner, reason)
+        return cls(row.converter, row.precisions, row.converter_package)
 
 
 #: ``{format: ConverterSpec}``, a read-only live view of the format table.
@@ -259,15 +266,3 @@ def load_converter(format: str) -> Callable[[ExportContext, str], ArtifactRecord
     return _resolve(get_format(format).converter)
 
 
-def load_runner(format: str) -> Callable | None:
-    """Import the runner of ``format``, or None when artifacts of it cannot run here."""
-    spec = CONVERTERS[format]
-    if spec.runner is None:
-        return None
-    return _resolve(spec.runner)
-
-
-def all_methods(file: str, entry: str | None = None) -> dict[str, dict[str, str]]:
-    """``methods`` for a single multi-method file: each method's entry is its own name
-    (or ``entry`` for all of them)."""
-    return {m: {"file": file, "entry": entry or m} for m in METHODS}

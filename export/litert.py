@@ -34,8 +34,7 @@ from typing import Any
 import numpy as np
 
 from echoweave.edge.atomic import write_bytes_atomic
-from echoweave.edge.manifest import METHODS
-from echoweave.export.formats import ArtifactRecord, ExportContext, all_methods, artifact_file_name
+from echoweave.export.formats import ArtifactRecord, ExportContext, artifact_file_name
 
 #: Signature order inside the flatbuffer (the streaming pair first: subgraphs 0 and 1).
 SIGNATURE_ORDER = ("embed_frame", "classify_window", "forward")
@@ -49,10 +48,15 @@ INT8_NOTES = ("static int8 (ai-edge-quantizer a8w8: int8 per-channel weights, in
               "real training clips); float32 inputs/outputs with QUANTIZE/DEQUANTIZE at the graph boundary")
 
 
-def input_names(model) -> dict[str, str]:
-    """Signature input name per method, from the model's input spec (``clip``, ``frame``, ``features``)."""
-    methods = model.input_spec()["methods"]
-    return {m: methods[m]["inputs"][0]["name"] for m in METHODS}
+def input_names(model) -> dict[str, list[str]]:
+    """Signature input names per declared method, in argument order, from the model's input spec
+    (``clip`` [+ derived inputs such as ``motion``], ``frame``, ``features``)."""
+    return {m: [i["name"] for i in io["inputs"]] for m, io in model.input_spec()["methods"].items()}
+
+
+def signature_order(ctx: ExportContext) -> list[str]:
+    """The declared methods in the order they are lowered (`SIGNATURE_ORDER` first)."""
+    return sorted(ctx.methods, key=lambda m: SIGNATURE_ORDER.index(m) if m in SIGNATURE_ORDER else len(SIGNATURE_ORDER))
 
 
 # ---- stage: export + lower (fp32) ---------------------------------------------------------
@@ -71,9 +75,9 @@ def convert_fp32(ctx: ExportContext, path: str | Path) -> Path:
     names = input_names(ctx.model)
     modules = ctx.modules()
     converter = None
-    for method in SIGNATURE_ORDER:
+    for method in signature_order(ctx):
         module = modules[method].eval()  # the wrappers are new modules (training=True by default)
-        kwargs = {names[method]: ctx.example_inputs[method][0]}  # kwargs name the signature input
+        kwargs = dict(zip(names[method], ctx.example_inputs[method]))  # kwargs name the signature inputs
         converter = (converter.signature if converter else litert_torch.signature)(method, module,
                                                                                   sample_kwargs=kwargs)
     with _quiet_litert_torch():
@@ -86,7 +90,8 @@ def convert_fp32(ctx: ExportContext, path: str | Path) -> Path:
 def calibration_data(ctx: ExportContext) -> dict[str, list[dict[str, np.ndarray]]]:
     """ai-edge-quantizer calibration samples per signature from the context's real clips."""
     names = input_names(ctx.model)
-    return {m: [{names[m]: x[0].numpy()} for x in ctx.calibration_inputs(m)] for m in SIGNATURE_ORDER}
+    return {m: [{n: x.numpy() for n, x in zip(names[m], sample)} for sample in ctx.calibration_inputs(m)]
+            for m in signature_order(ctx)}
 
 
 def quantize_static_int8(float_path: str | Path, ctx: ExportContext, path: str | Path) -> Path:
@@ -144,7 +149,7 @@ def export_litert(ctx: ExportContext, precision: str) -> ArtifactRecord:
             quantize_static_int8(source, ctx, out_dir / name)
             timings["quantize_s"] = time.perf_counter() - t1
     facts = describe_tflite(out_dir / name)
-    check_graph(facts, out_dir / name, int8=precision == "int8")
+    check_graph(facts, out_dir / name, int8=precision == "int8", methods=ctx.methods)
     io = io_dtypes(out_dir / name)
     extra = {"signatures": {s: {"ops": f["ops"], "int8_compute_share": f["int8_compute_share"],
                                 "fully_connected_dtypes": f["fully_connected_dtypes"]}
@@ -154,8 +159,11 @@ def export_litert(ctx: ExportContext, precision: str) -> ArtifactRecord:
     if precision == "int8":
         extra["quantization"] = "ai-edge-quantizer static_wi8_ai8 (min/max), INPUT/OUTPUT kept float32"
     forward_io = io["forward"]
+    names = input_names(ctx.model)
+    # Signature inputs are keyed by name; record their argument order for the runtime adapter.
+    methods = {m: {**entry, "inputs": names[m]} for m, entry in ctx.method_table(name).items()}
     return ArtifactRecord(format="litert", backend="xnnpack", precision=precision, files=[name],
-                          methods=all_methods(name), input_dtype=forward_io["input"],
+                          methods=methods, input_dtype=forward_io["input"],
                           output_dtype=forward_io["output"], extra=extra,
                           notes=INT8_NOTES if precision == "int8" else "fp32, one .tflite with three signatures")
 
@@ -211,14 +219,15 @@ def describe_tflite(path: str | Path) -> dict[str, dict[str, Any]]:
     return facts
 
 
-def check_graph(facts: dict[str, dict[str, Any]], path: str | Path, int8: bool) -> None:
+def check_graph(facts: dict[str, dict[str, Any]], path: str | Path, int8: bool,
+                methods=("forward", "embed_frame", "classify_window")) -> None:
     """Refuse a file whose signatures are missing, hold a fused/custom recurrent op, or (int8)
     keep a FULLY_CONNECTED in float.
 
     Raises:
         RuntimeError: naming the file and the problem.
     """
-    missing = [m for m in METHODS if m not in facts]
+    missing = [m for m in methods if m not in facts]
     if missing:
         raise RuntimeError(f"{path}: signatures {missing} missing (found {sorted(facts)})")
     for sig, f in facts.items():
@@ -238,14 +247,10 @@ def io_dtypes(path: str | Path) -> dict[str, dict[str, str]]:
     out = {}
     for sig in interp.get_signature_list():
         runner = interp.get_signature_runner(sig)
-        (inp,) = runner.get_input_details().values()
+        inp = next(iter(runner.get_input_details().values()))  # dtypes are shared by a signature's inputs
         outp = next(iter(runner.get_output_details().values()))
         out[sig] = {"input": np.dtype(inp["dtype"]).name, "output": np.dtype(outp["dtype"]).name}
     return out
-
-
-# ---- the runner -----------------------------------------------------------------------------
-_RUNNERS: dict[tuple[str, str, float], Any] = {}
 
 
 def _interpreter(path: str):
@@ -254,44 +259,6 @@ def _interpreter(path: str):
     except ImportError:  # an edge install with only the (numpy-1, 2023) tflite-runtime
         from tflite_runtime.interpreter import Interpreter
     return Interpreter(model_path=path, num_threads=2)
-
-
-def run_litert(path: str | Path, signature: str, inputs: list[np.ndarray]) -> np.ndarray:
-    """Run one signature of a ``.tflite`` and return its first output as float32.
-
-    Quantized (int8) inputs/outputs, if a file has them, are (de)quantized here with the
-    tensors' own scale and zero point, so callers always pass and get float arrays.
-    Interpreters are cached per (file, signature, mtime).
-
-    Args:
-        path: the ``.tflite`` file.
-        signature: ``forward``, ``embed_frame`` or ``classify_window``.
-        inputs: one array per signature input, in the signature's input order.
-    """
-    path = str(path)
-    key = (path, signature, os.path.getmtime(path))
-    if key not in _RUNNERS:
-        interp = _interpreter(path)
-        if signature not in interp.get_signature_list():
-            raise KeyError(f"{path}: no signature {signature!r}; has {sorted(interp.get_signature_list())}")
-        runner = interp.get_signature_runner(signature)
-        _RUNNERS[key] = (interp, runner, runner.get_input_details(), runner.get_output_details())
-    _, runner, in_details, out_details = _RUNNERS[key]
-    feed = {}
-    for (name, detail), x in zip(in_details.items(), inputs):
-        x = np.asarray(x, dtype=np.float32)
-        if np.dtype(detail["dtype"]) != np.float32:
-            scale, zero = detail["quantization"]
-            info = np.iinfo(detail["dtype"])
-            x = np.clip(np.round(x / scale) + zero, info.min, info.max)
-        feed[name] = np.ascontiguousarray(x.astype(detail["dtype"]))
-    result = runner(**feed)
-    name, detail = next(iter(out_details.items()))
-    y = np.asarray(result[name])
-    if np.dtype(detail["dtype"]) != np.float32:
-        scale, zero = detail["quantization"]
-        y = (y.astype(np.float32) - zero) * scale
-    return y.astype(np.float32)
 
 
 @contextlib.contextmanager

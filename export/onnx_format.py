@@ -21,41 +21,40 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from echoweave.edge.manifest import METHODS
 from echoweave.export.formats import PRECISION_NOTES, ArtifactRecord, ExportContext, artifact_file_name
 
 BACKEND = "cpu"
 OPSET = 18
-INPUT_NAMES = {"forward": "clip", "embed_frame": "frame", "classify_window": "features"}
-OUTPUT_NAMES = {"forward": "logits", "embed_frame": "feature", "classify_window": "logits"}
 
 
-def export_onnx_graph(module: torch.nn.Module, example: tuple, method: str, path: Path) -> None:
+def export_onnx_graph(module: torch.nn.Module, example: tuple, input_names: list[str], output_names: list[str],
+                      path: Path) -> None:
     """Stage export: `torch.onnx.export` (dynamo) of one method to ``path`` (weights inlined)."""
-    program = torch.onnx.export(module, example, input_names=[INPUT_NAMES[method]],
-                                output_names=[OUTPUT_NAMES[method]], opset_version=OPSET, dynamo=True,
+    program = torch.onnx.export(module, example, input_names=input_names,
+                                output_names=output_names, opset_version=OPSET, dynamo=True,
                                 external_data=False, verbose=False)
     program.optimize()
     program.save(str(path), external_data=False)
 
 
 class WindowReader:
-    """`CalibrationDataReader` over a list of numpy inputs for one named graph input."""
+    """`CalibrationDataReader` over calibration samples: each a tuple of numpy arrays, one per
+    named graph input (in ``names`` order)."""
 
-    def __init__(self, name: str, samples: list[np.ndarray]):
-        self.name, self.samples, self.i = name, samples, 0
+    def __init__(self, names: list[str], samples: list[tuple[np.ndarray, ...]]):
+        self.names, self.samples, self.i = names, samples, 0
 
     def get_next(self):
         if self.i >= len(self.samples):
             return None
         self.i += 1
-        return {self.name: self.samples[self.i - 1]}
+        return dict(zip(self.names, self.samples[self.i - 1]))
 
     def rewind(self):
         self.i = 0
 
 
-def quantize_graph(src: Path, dst: Path, input_name: str, samples: list[np.ndarray]) -> None:
+def quantize_graph(src: Path, dst: Path, input_names: list[str], samples: list[tuple[np.ndarray, ...]]) -> None:
     """Stage quantize: static QDQ U8S8 per-channel of ``src`` into ``dst``, calibrated on ``samples``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -66,7 +65,7 @@ def quantize_graph(src: Path, dst: Path, input_name: str, samples: list[np.ndarr
     prepared = dst.with_suffix(".pre.onnx")
     try:
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(dst), Reader(input_name, samples), quant_format=QuantFormat.QDQ,
+        quantize_static(str(prepared), str(dst), Reader(input_names, samples), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
     finally:
         prepared.unlink(missing_ok=True)
@@ -101,32 +100,39 @@ def export_onnx(ctx: ExportContext, precision: str) -> ArtifactRecord:
         The artifact record; ``extra["ops"]`` holds per-method op counts.
     """
     modules = ctx.modules()
-    files = {m: artifact_file_name(ctx.model_id, precision, ".onnx", method=m) for m in METHODS}
+    files = {m: artifact_file_name(ctx.model_id, precision, ".onnx", method=m) for m in ctx.methods}
+    spec = ctx.model.input_spec()["methods"]
+    inputs = {m: ctx.input_names(m) for m in ctx.methods}
+    outputs = {m: [o["name"] for o in spec[m]["outputs"]] for m in ctx.methods}
     staging = Path(ctx.out_dir)
-    for method in METHODS:
+    for method in ctx.methods:
         fp32_path = staging / (files[method] if precision == "fp32" else f".{files[method]}.fp32")
-        export_onnx_graph(modules[method], ctx.example_inputs[method], method, fp32_path)
+        export_onnx_graph(modules[method], ctx.example_inputs[method], inputs[method], outputs[method], fp32_path)
         if precision == "int8":
-            quantize_graph(fp32_path, staging / files[method], INPUT_NAMES[method], calibration_samples(ctx, method, files, staging))
+            quantize_graph(fp32_path, staging / files[method], inputs[method],
+                           calibration_samples(ctx, method, files, staging))
             fp32_path.unlink()
-    ops = {m: op_counts(staging / files[m]) for m in METHODS}
+    ops = {m: op_counts(staging / files[m]) for m in ctx.methods}
     return ArtifactRecord(
-        format="onnx", backend=BACKEND, precision=precision, files=[files[m] for m in METHODS],
-        methods={m: {"file": files[m], "entry": "main"} for m in METHODS},
+        format="onnx", backend=BACKEND, precision=precision, files=[files[m] for m in ctx.methods],
+        methods={m: {"file": files[m], "entry": "main"} for m in ctx.methods},
         notes=PRECISION_NOTES.get(("onnx", precision), "fp32 graphs for ONNX Runtime"),
         extra={"opset": OPSET, "ops": ops,
-               "inputs": {m: INPUT_NAMES[m] for m in METHODS}, "outputs": {m: OUTPUT_NAMES[m] for m in METHODS}},
+               "inputs": {m: inputs[m][0] if len(inputs[m]) == 1 else inputs[m] for m in ctx.methods},
+               "outputs": {m: outputs[m][0] for m in ctx.methods}},
     )
 
 
-def calibration_samples(ctx: ExportContext, method: str, files: dict[str, str], staging: Path) -> list[np.ndarray]:
+def calibration_samples(ctx: ExportContext, method: str, files: dict[str, str],
+                        staging: Path) -> list[tuple[np.ndarray, ...]]:
     """Real calibration inputs of one graph; the head's are features of the int8 embedder
-    (`embed_frame` is quantized first: METHODS order puts it before `classify_window`)."""
+    (`embed_frame` is quantized first: a model declares it before `classify_window`)."""
     if method != "classify_window":
-        return [x.numpy() for (x,) in ctx.calibration_inputs(method)]
+        return [tuple(x.numpy() for x in sample) for sample in ctx.calibration_inputs(method)]
     embed = session(staging / files["embed_frame"])
+    name = ctx.input_names("embed_frame")[0]
     feats = []
     for window in ctx.calib_windows:  # (T, C, S, S)
-        rows = [embed.run(None, {INPUT_NAMES["embed_frame"]: frame[None]})[0] for frame in window]  # T x (1, D)
-        feats.append(np.stack(rows, axis=1).astype(np.float32))  # (1, T, D)
+        rows = [embed.run(None, {name: frame[None]})[0] for frame in window]  # T x (1, D)
+        feats.append((np.stack(rows, axis=1).astype(np.float32),))  # (1, T, D)
     return feats

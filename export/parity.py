@@ -1,12 +1,14 @@
-"""Run exported artifacts here and compare them with eager PyTorch on held-out clips.
+"""Parity: every staged artifact, opened the way an app opens it, against eager PyTorch.
 
-Runners (registered in `echoweave.export.formats.CONVERTERS`) share one signature::
-
-    run_artifact(folder, record, method, inputs: list[np.ndarray]) -> np.ndarray  # first output
+Each artifact is opened with `echoweave.edge.classifier.open_artifact` (the runtime adapter and
+`Classifier` that ``echoweave.edge.load`` returns to an app: its input casts, int8 I/O, derived
+inputs and method selection included) and run on held-out windows. There is no second runner
+here: a bug in an adapter fails parity.
 
 For every artifact that can run on this host the report holds, on held-out windows: top-1
 agreement with eager fp32, max/mean absolute logit difference, accuracy of the artifact and of
 eager, and the streaming check (``classify_window(stack(embed_frame(f_t)))`` vs eager
+``forward``; a window-only model streams by recomputing ``forward``, so its streaming row is its
 ``forward``). Written as ``parity.json`` and ``parity.md``.
 
 The verdict judges the numbers before the labels. Per method (``forward``, ``embed_frame``,
@@ -27,111 +29,52 @@ from typing import Any
 
 import numpy as np
 
-from echoweave.export.formats import CONVERTERS, ArtifactRecord, ExportError, load_runner
-
-# Loaded programs/sessions, keyed by (file, method): a parity run calls each method hundreds of times.
-_CACHE: dict[tuple[str, str], Any] = {}
+from echoweave.edge.errors import EchoweaveError
 
 
-def clear_cache() -> None:
-    """Forget loaded programs/sessions (call after the files moved or changed)."""
-    _CACHE.clear()
+def runtime_for(artifact: dict) -> tuple[str | None, str]:
+    """``(runtime name, "")`` of the first runtime that reads the artifact's format and can run
+    here, or ``(None, why not)``."""
+    from echoweave.edge.runtime.base import RUNTIMES, RuntimeNotAvailable, require_runtime
 
-
-def _method_file(folder, record: ArtifactRecord | dict, method: str) -> tuple[str, str]:
-    methods = record.methods if isinstance(record, ArtifactRecord) else record["methods"]
-    return str(Path(folder) / methods[method]["file"]), methods[method]["entry"]
-
-
-def run_executorch(folder, record, method: str, inputs: list[np.ndarray]) -> np.ndarray:
-    """Execute one method of a `.pte` with `executorch.runtime.Runtime`."""
-    import torch
-
-    path, entry = _method_file(folder, record, method)
-    key = (path, entry)
-    if key not in _CACHE:
-        from executorch.runtime import Runtime
-
-        program = Runtime.get().load_program(path)
-        _CACHE[key] = (program, program.load_method(entry))  # keep the program alive with its method
-    # np.array copies: views like ``window[None]`` carry stride 0, which ExecuTorch rejects.
-    out = _CACHE[key][1].execute([torch.from_numpy(np.array(x, dtype=np.float32, copy=True)) for x in inputs])
-    return out[0].numpy()
-
-
-def run_onnx(folder, record, method: str, inputs: list[np.ndarray]) -> np.ndarray:
-    """Run one method's `.onnx` graph with ONNX Runtime (CPU provider)."""
-    path, _ = _method_file(folder, record, method)
-    key = (path, method)
-    if key not in _CACHE:
-        from echoweave.export.onnx_format import session
-
-        sess = session(path)
-        _CACHE[key] = (sess, [i.name for i in sess.get_inputs()])
-    sess, names = _CACHE[key]
-    return sess.run(None, dict(zip(names, inputs)))[0]
-
-
-def run_litert(folder, record, method: str, inputs: list[np.ndarray]) -> np.ndarray:
-    """Run one signature of a `.tflite` with `ai_edge_litert` (``tflite_runtime`` as fallback)."""
-    path, entry = _method_file(folder, record, method)
-    key = (path, entry)
-    if key not in _CACHE:
+    reasons = []
+    for name, info in RUNTIMES.items():
+        if info.format != artifact["format"]:
+            continue
         try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:  # an edge install without ai-edge-litert
-            from tflite_runtime.interpreter import Interpreter
-        interp = Interpreter(model_path=path)
-        runner = interp.get_signature_runner(entry)
-        names = sorted(runner.get_input_details())
-        outs = sorted(runner.get_output_details())
-        _CACHE[key] = (interp, runner, names, outs)
-    _, runner, names, outs = _CACHE[key]
-    result = runner(**dict(zip(names, [np.ascontiguousarray(x) for x in inputs])))
-    return np.asarray(result[outs[0]])
+            require_runtime(name)
+            return name, ""
+        except RuntimeNotAvailable as exc:
+            reasons.append(str(exc))
+    return None, "; ".join(reasons) or f"no runtime reads format {artifact['format']!r}"
 
 
-def run_artifact(folder, record, method: str, inputs: list[np.ndarray]) -> np.ndarray:
-    """Run ``method`` of an artifact (record or manifest entry) in ``folder`` on this host.
-
-    Raises:
-        ExportError: the format has no runner on this host (e.g. Core ML needs macOS).
-    """
-    fmt = record.format if isinstance(record, ArtifactRecord) else record["format"]
-    runner = load_runner(fmt)
-    if runner is None:
-        raise ExportError(f"{fmt}: cannot run here: {CONVERTERS[fmt].no_runner_reason}")
-    return runner(folder, record, method, inputs)
-
-
-def artifact_outputs(folder, record, windows: np.ndarray, eager_features: np.ndarray | None = None,
+def artifact_outputs(clf, windows: np.ndarray, eager_features: np.ndarray | None = None,
                      progress=None) -> dict[str, np.ndarray]:
-    """Every method of an artifact on windows ``(N, T, C, S, S)``.
+    """Every declared method of an opened artifact (`echoweave.edge.Classifier`) on windows ``(N, T, C, S, S)``.
 
     Returns:
-        ``{"forward": (N, K), "streaming": (N, K) classify_window of its own embed_frame features,
-        "embed_frame": (N, T, D)[, "classify_window": (N, K) on ``eager_features`` (N, T, D)]}``.
+        ``{"forward": (N, K), "streaming": (N, K)[, "embed_frame": (N, T, D), "classify_window":
+        (N, K) on ``eager_features`` (N, T, D)]}``; streaming is ``classify_window`` of the
+        artifact's own ``embed_frame`` features, or ``forward`` for a window-only model.
     """
     fwd, stream, feats_all, head = [], [], [], []
     for i, window in enumerate(windows):
-        fwd.append(run_artifact(folder, record, "forward", [window[None]])[0])  # (K,)
-        feats = np.stack([run_artifact(folder, record, "embed_frame", [frame[None]])[0] for frame in window])  # (T, D)
-        feats_all.append(feats)
-        stream.append(run_artifact(folder, record, "classify_window", [feats[None]])[0])  # (K,)
-        if eager_features is not None:
-            head.append(run_artifact(folder, record, "classify_window", [eager_features[i][None]])[0])
+        fwd.append(clf.forward_window(window))  # (K,), derived inputs computed by the edge
+        if clf.per_frame:
+            feats = clf.embed(window)  # (T, D), one embed_frame call per frame
+            feats_all.append(feats)
+            stream.append(clf.classify_features(feats))  # (K,)
+            if eager_features is not None:
+                head.append(clf.classify_features(eager_features[i]))
         if progress is not None:
             progress.update(1)
-    out = {"forward": np.stack(fwd), "streaming": np.stack(stream), "embed_frame": np.stack(feats_all)}
+    out = {"forward": np.stack(fwd), "streaming": np.stack(stream) if stream else np.stack(fwd)}
+    if feats_all:
+        out["embed_frame"] = np.stack(feats_all)
     if head:
         out["classify_window"] = np.stack(head)
     return out
-
-
-def artifact_logits(folder, record, windows: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """``(forward logits (N, K), streaming logits (N, K))`` of an artifact on windows ``(N, T, C, S, S)``."""
-    out = artifact_outputs(folder, record, windows, progress=progress)
-    return out["forward"], out["streaming"]
 
 
 #: SQNR (dB) every method must reach against eager fp32; 40 dB is a relative error of 1 %,
@@ -206,37 +149,53 @@ def compare_logits(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray
             "disagreements": int(np.sum(pred != ref))}
 
 
-def parity_entry(folder, record: ArtifactRecord, windows: np.ndarray, labels: np.ndarray,
+def parity_entry(folder, manifest: dict, artifact: dict, windows: np.ndarray, labels: np.ndarray,
                  eager_logits: np.ndarray, progress=None, eager_features: np.ndarray | None = None) -> dict[str, Any]:
-    """The parity report row of one artifact (runs it on every held-out window).
+    """The parity report row of one artifact: opened through `echoweave.edge` and run on every
+    held-out window (a "not run" row, with the reason, when no runtime for it works here).
 
     Args:
+        folder: the (staging) folder holding the artifact's files.
+        manifest: the manifest describing them (the artifact is one of its entries).
         eager_features: eager ``embed_frame`` features ``(N, T, D)`` of the windows; with them the
             row also judges ``embed_frame`` and ``classify_window`` on their own.
     """
-    outs = artifact_outputs(folder, record, windows, eager_features, progress)
+    from echoweave.edge.classifier import open_artifact
+
+    runtime, why = runtime_for(artifact)
+    if runtime is None:
+        return not_run_entry(artifact, why)
+    try:
+        clf = open_artifact(folder, manifest, artifact, runtime)
+    except EchoweaveError as exc:
+        raise EchoweaveError(f"parity: {exc}") from exc
+    try:
+        outs = artifact_outputs(clf, windows, eager_features, progress)
+    finally:
+        clf.close()
     fwd, stream = outs["forward"], outs["streaming"]
-    row = {"id": record.id, "format": record.format, "backend": record.backend, "precision": record.precision,
-           "ran": True, **compare_logits(fwd, eager_logits, labels),
+    row = {"id": artifact["id"], "format": artifact["format"], "backend": artifact["backend"],
+           "precision": artifact["precision"], "ran": True, "runtime": runtime, "methods_run": list(clf.methods),
+           **compare_logits(fwd, eager_logits, labels),
            "streaming": compare_logits(stream, eager_logits, labels),
            "streaming_vs_forward_max_abs": float(np.abs(stream - fwd).max())}
     row["accuracy_drop_pp"] = 100.0 * (row["eager_accuracy"] - row["accuracy"])
     row["methods"] = {"forward": numerics(fwd, eager_logits), "streaming": numerics(stream, eager_logits)}
-    if eager_features is not None:
+    if eager_features is not None and "embed_frame" in outs:
         row["methods"]["embed_frame"] = numerics(outs["embed_frame"], eager_features)
         row["methods"]["classify_window"] = numerics(outs["classify_window"], eager_logits)
     row.update(judge(row, np.asarray(eager_logits, np.float64), fwd))
-    delegation = record.extra.get("delegation")
+    delegation = (artifact.get("extra") or {}).get("delegation")
     if delegation:
         row["delegation"] = {m: {"delegated_share": d["delegated_share"], "ops_outside": d["ops_outside"]}
                              for m, d in delegation.items()}
     return row
 
 
-def not_run_entry(record: ArtifactRecord) -> dict[str, Any]:
+def not_run_entry(artifact: dict, reason: str) -> dict[str, Any]:
     """Parity row of an artifact that cannot run on this host."""
-    return {"id": record.id, "format": record.format, "backend": record.backend, "precision": record.precision,
-            "ran": False, "reason": CONVERTERS[record.format].no_runner_reason}
+    return {"id": artifact["id"], "format": artifact["format"], "backend": artifact["backend"],
+            "precision": artifact["precision"], "ran": False, "reason": reason}
 
 
 def summary(rows: list[dict]) -> dict[str, dict]:

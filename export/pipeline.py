@@ -28,7 +28,7 @@ import numpy as np
 
 from echoweave.edge.errors import EchoweaveError
 from echoweave.edge.formats import LiveSequence, default_formats
-from echoweave.edge.manifest import MANIFEST, METHODS, sha256_file, write_manifest
+from echoweave.edge.manifest import MANIFEST, sha256_file, write_manifest
 from echoweave.edge.preprocess import PreprocessSpec
 from echoweave.export.formats import (
     CONVERTERS,
@@ -36,7 +36,6 @@ from echoweave.export.formats import (
     ExportError,
     ExportContext,
     load_converter,
-    load_runner,
     missing_package,
     unsupported_reason,
 )
@@ -213,18 +212,6 @@ def load_dataset(meta: dict, checkpoint: Path):
     return store
 
 
-def embed_windows(model, windows: np.ndarray, batch: int = 16) -> np.ndarray:
-    """Eager ``embed_frame`` features ``(N, T, D)`` of windows ``(N, T, C, S, S)``."""
-    import torch
-
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(windows), batch):
-            x = torch.from_numpy(windows[i : i + batch])  # (b, T, C, S, S)
-            out.append(model.forward_features(x).numpy())  # (b, T, D)
-    return np.concatenate(out).astype(np.float32)
-
-
 def eager_logits(model, windows: np.ndarray, batch: int = 16) -> np.ndarray:
     """Eager fp32 ``forward`` logits ``(N, K)``."""
     import torch
@@ -246,14 +233,20 @@ def eager_features(model, windows: np.ndarray, batch: int = 64) -> np.ndarray:
 
 
 # ---- plan ------------------------------------------------------------------------------------
-def plan_exports(formats, precisions, model_name: str) -> tuple[list[tuple[str, str]], list[dict]]:
-    """``(todo [(format, precision)], skipped [{format, precision, reason}])`` from the tables."""
+def plan_exports(formats, precisions, model_name: str,
+                 limits: dict[tuple[str, str], str] | None = None) -> tuple[list[tuple[str, str]], list[dict]]:
+    """``(todo [(format, precision)], skipped [{format, precision, reason}])`` from the format
+    table and the model's own declared limits (`VideoModel.export_limits`: ``{(format,
+    precision or "*"): reason}``, e.g. a 3-D CNN that a runtime has no kernels for)."""
+    limits = limits or {}
     todo, skipped = [], []
     for fmt in formats:
         if fmt not in CONVERTERS:
             raise ExportError(f"unknown format {fmt!r}; known: {', '.join(CONVERTERS)}")
         for prec in precisions:
-            reason = unsupported_reason(fmt, prec, model_name) or missing_package(fmt)
+            own = limits.get((fmt, prec)) or limits.get((fmt, "*"))
+            reason = unsupported_reason(fmt, prec, model_name) or (f"{model_name}: {own}" if own else None) or \
+                missing_package(fmt)
             if reason:
                 skipped.append({"format": fmt, "precision": prec, "reason": reason})
             else:
@@ -304,7 +297,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, formats=DEFAULT_F
         dest = Path(out) / model_id
         check_destination(dest, model_id, meta["model"], overwrite)
         spec = PreprocessSpec(**meta["preprocessing"])
-    todo, skipped = plan_exports(formats, precisions, meta["model"]["name"])
+    todo, skipped = plan_exports(formats, precisions, meta["model"]["name"], model.export_limits())
     if not todo:
         reasons = "; ".join(f"{s['format']} {s['precision']}: {s['reason']}" for s in skipped)
         raise ExportError(f"{ckpt_folder}: nothing to export, every requested combination is skipped ({reasons})")
@@ -331,8 +324,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, formats=DEFAULT_F
         ctx = ExportContext(
             model=model, model_id=model_id, out_dir=staging, calib_windows=calib.windows,
             calib_frames=calib.windows.reshape(-1, *calib.windows.shape[2:]),
-            calib_features=embed_windows(model, calib.windows),
-            example_inputs={m: model.example_inputs(m) for m in METHODS},
+            calib_features=eager_features(model, calib.windows) if model.streams_per_frame else None,
+            example_inputs={m: model.example_inputs(m) for m in model.methods},
             class_names=list(meta["class_names"]), preprocessing=dict(meta["preprocessing"]), meta=meta)
         records: list[ArtifactRecord] = []
         for fmt, prec in todo:
@@ -343,45 +336,41 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, formats=DEFAULT_F
                     raise
                 except Exception as exc:
                     raise ExportError(f"{ckpt_folder}: {fmt} {prec} export failed: {type(exc).__name__}: {exc}") from exc
-        with progress.stage("verify: parity on held-out clips"):
-            report, metrics = verify(staging, records, model, held, meta, model_id, store)
+        manifest = build_manifest(staging, records, model, meta, ckpt_folder, model_id, skipped, uncertain_threshold)
+        with progress.stage("verify: parity on held-out clips, through echoweave.edge"):
+            report, metrics = verify(staging, manifest, model, held, meta, model_id, store)
         with progress.stage("write manifest, parity report and model card"):
-            manifest = build_manifest(staging, records, model, meta, ckpt_folder, model_id, skipped, report,
-                                      metrics, uncertain_threshold)
+            add_verification(manifest, report, metrics)
             from echoweave.export.model_card import model_card
             from echoweave.export.parity import write_parity
 
             write_parity(staging, report)
             (staging / "MODEL_CARD.md").write_text(model_card(model_id, meta, manifest, metrics, report))
             write_manifest(staging, manifest)
-        from echoweave.export.parity import clear_cache
-
-        clear_cache()
     if show_progress:
         print(f"[export] wrote {dest} ({len(records)} artifacts, {len(skipped)} skipped)")
     return ExportResult(dest, manifest, report, skipped, progress.timings)
 
 
-def verify(folder: Path, records: list[ArtifactRecord], model, held, meta: dict, model_id: str, store):
-    """Stage verify: run every artifact that can run here on the held-out windows.
+def verify(folder: Path, manifest: dict, model, held, meta: dict, model_id: str, store):
+    """Stage verify: open every staged artifact that can run here with the `echoweave.edge`
+    runtime adapter and `Classifier` an app uses, and compare it with eager on the held-out windows.
 
     Returns:
         ``(parity report, held-out metrics {"window", "clip"} of eager fp32)``.
     """
     from scipy.special import softmax
 
-    from echoweave.export.parity import not_run_entry, parity_entry
+    from echoweave.export.parity import parity_entry
     from echoweave.train.evaluation import clip_and_video_metrics
 
     reference = eager_logits(model, held.windows)
-    features = eager_features(model, held.windows)
+    features = eager_features(model, held.windows) if model.streams_per_frame else None
     names = list(meta["class_names"])
     result = clip_and_video_metrics(held.labels, softmax(reference, axis=1), names, held.clip_ids)
     metrics = {"window": result["clip"], "clip": result["video"]}
-    rows = []
-    for record in records:
-        rows.append(parity_entry(folder, record, held.windows, held.labels, reference, eager_features=features)
-                    if load_runner(record.format) is not None else not_run_entry(record))
+    rows = [parity_entry(folder, manifest, artifact, held.windows, held.labels, reference, eager_features=features)
+            for artifact in manifest["artifacts"]]
     patients = sorted({str(store.patients[c]) for c in set(held.clip_ids.tolist())})
     report = {"model_id": model_id, "reference": "eager PyTorch fp32 forward",
               "held_out": {"windows": int(len(held)), "clips": int(len(set(held.clip_ids.tolist()))),
@@ -390,28 +379,37 @@ def verify(folder: Path, records: list[ArtifactRecord], model, held, meta: dict,
     return report, metrics
 
 
-def build_manifest(folder: Path, records: list[ArtifactRecord], model, meta: dict, ckpt_folder: Path, model_id: str,
-                   skipped: list[dict], report: dict, metrics: dict, uncertain_threshold: float) -> dict:
-    """The manifest dict (validated on write)."""
+def add_verification(manifest: dict, report: dict, metrics: dict) -> dict:
+    """Fill the manifest's ``parity`` summary and eager held-out ``metrics`` after `verify`."""
     from echoweave.export.parity import summary
+
+    manifest["parity"] = summary(report["artifacts"])
+    manifest["metrics"]["held_out_eager"] = {level: {k: m[k] for k in ("n", "accuracy", "accuracy_ci95", "f1_macro")}
+                                             for level, m in metrics.items() if m}
+    return manifest
+
+
+def build_manifest(folder: Path, records: list[ArtifactRecord], model, meta: dict, ckpt_folder: Path, model_id: str,
+                   skipped: list[dict], uncertain_threshold: float) -> dict:
+    """The manifest dict of the staged artifacts (parity and eager metrics come with
+    `add_verification`; validated on write). Methods, aggregation and input spec are what the
+    model declares."""
     from echoweave.train.engine import checkpoint as ckpt
 
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     weights_sha = sha256_file(ckpt_folder / ckpt.WEIGHTS)
-    headline = {level: {k: m[k] for k in ("n", "accuracy", "accuracy_ci95", "f1_macro")}
-                for level, m in metrics.items() if m}
     return {
         "schema_version": 1, "model_id": model_id, "model_version": f"{stamp}+{weights_sha[:12]}",
         "model": meta["model"],
         "classes": [{"id": i, "name": n} for i, n in enumerate(meta["class_names"])],
         "frames": int(model.frames),
         "frame_stride": int(model.cfg.frame_stride),
-        "aggregation": "mean_vote" if meta["model"]["name"] == "image" else "window",
+        "aggregation": model.aggregation,
         "uncertain_threshold": float(uncertain_threshold),
-        "preprocessing": meta["preprocessing"], "input_spec": model.input_spec(), "methods": list(METHODS),
+        "preprocessing": meta["preprocessing"], "input_spec": model.input_spec(), "methods": list(model.methods),
         "artifacts": [r.manifest_entry(folder) for r in records],
-        "skipped": skipped, "toolchain": toolchain_versions(), "parity": summary(report["artifacts"]),
-        "metrics": {"checkpoint": meta.get("metrics", {}), "held_out_eager": headline},
+        "skipped": skipped, "toolchain": toolchain_versions(), "parity": {},
+        "metrics": {"checkpoint": meta.get("metrics", {}), "held_out_eager": {}},
         "source_checkpoint": {"path": str(ckpt_folder), "epoch": meta.get("epoch"),
                               "dataset": (meta["train"].get("data") or {}).get("path"),
                               "weights_sha256": weights_sha},

@@ -33,8 +33,8 @@ def make_context(checkpoint, out):
     calib = calibration_set(P.load_dataset(meta, folder), meta, spec, model.frames, calib_clips=8)
     return ExportContext(model=model, model_id="tfw_tiny", out_dir=out, calib_windows=calib.windows,
                          calib_frames=calib.windows.reshape(-1, *calib.windows.shape[2:]),
-                         calib_features=P.embed_windows(model, calib.windows),
-                         example_inputs={m: model.example_inputs(m) for m in METHODS},
+                         calib_features=P.eager_features(model, calib.windows),
+                         example_inputs={m: model.example_inputs(m) for m in model.methods},
                          class_names=list(meta["class_names"]), preprocessing=dict(meta["preprocessing"]),
                          meta=meta)
 

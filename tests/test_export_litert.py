@@ -5,6 +5,8 @@ One module fixture exports the trained tiny checkpoint once (fp32 ~20-40 s, int8
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -29,8 +31,8 @@ def make_context(checkpoint, out):
     held = held_out_set(store, meta, spec, model.frames, windows_per_clip=2, max_clips=8)
     ctx = ExportContext(model=model, model_id="tfw_tiny", out_dir=out, calib_windows=calib.windows,
                         calib_frames=calib.windows.reshape(-1, *calib.windows.shape[2:]),
-                        calib_features=P.embed_windows(model, calib.windows),
-                        example_inputs={m: model.example_inputs(m) for m in METHODS},
+                        calib_features=P.eager_features(model, calib.windows),
+                        example_inputs={m: model.example_inputs(m) for m in model.methods},
                         class_names=list(meta["class_names"]), preprocessing=dict(meta["preprocessing"]),
                         meta=meta)
     return ctx, held
@@ -50,10 +52,21 @@ def exported(tiny_checkpoint, tmp_path_factory):
     return ctx, held, records, eager
 
 
+def run_litert(path, signature, inputs):
+    """One signature of a ``.tflite`` through the edge runtime adapter an app uses."""
+    from echoweave.edge.runtime.litert_adapter import LiteRTAdapter
+
+    path = Path(path)
+    artifact = {"id": path.stem, "format": "litert", "methods": {signature: {"file": path.name, "entry": signature}}}
+    adapter = LiteRTAdapter(path.parent, artifact)
+    try:
+        return adapter.run(signature, *inputs)
+    finally:
+        adapter.close()
+
+
 def run_all(path, held):
     """``(forward (N, K), per-frame features (N, T, D), streaming logits (N, K))`` from the file."""
-    from echoweave.export.litert import run_litert
-
     fwd, feats, stream = [], [], []
     for window in held.windows:
         fwd.append(run_litert(path, "forward", [window[None]])[0])
@@ -69,7 +82,8 @@ def test_record_names_one_file_with_three_signatures(exported):
     assert records["int8"].files == ["tfw_tiny_q8.tflite"]
     for prec, rec in records.items():
         assert (rec.format, rec.backend, rec.precision) == ("litert", "xnnpack", prec)
-        assert rec.methods == {m: {"file": rec.files[0], "entry": m} for m in METHODS}
+        assert rec.methods == {m: {"file": rec.files[0], "entry": m, "inputs": [io["inputs"][0]["name"]]}
+                               for m, io in ctx.model.input_spec()["methods"].items()}
         assert set(rec.extra["signatures"]) == set(METHODS)
         entry = rec.manifest_entry(ctx.out_dir)
         assert entry["files"][0]["bytes"] == (ctx.out_dir / rec.files[0]).stat().st_size
@@ -84,8 +98,6 @@ def test_fp32_matches_eager_for_every_signature_and_streams(exported):
     np.testing.assert_allclose(fwd, eager["forward"], atol=1e-4)
     np.testing.assert_allclose(feats, eager["features"], atol=1e-4)
     # classify_window fed with eager features equals eager forward too
-    from echoweave.export.litert import run_litert
-
     path = ctx.out_dir / records["fp32"].files[0]
     cw = np.stack([run_litert(path, "classify_window", [f[None]])[0] for f in eager["features"]])
     np.testing.assert_allclose(cw, eager["forward"], atol=1e-4)
@@ -141,32 +153,19 @@ def test_int8_agrees_with_eager(exported):
     assert np.abs(stream - fwd).max() < 0.15 * scale + 1e-3
 
 
-def test_run_litert_names_file_for_unknown_signature(exported):
-    from echoweave.export.litert import run_litert
+def test_adapter_names_file_for_unknown_signature(exported):
+    from echoweave.edge.manifest import ManifestError
 
     ctx, _, records, _ = exported
     path = ctx.out_dir / records["fp32"].files[0]
-    with pytest.raises(KeyError, match="tfw_tiny_fp32.tflite.*no signature 'predict'"):
+    with pytest.raises(ManifestError, match="tfw_tiny_fp32.tflite.*no signature 'predict'"):
         run_litert(path, "predict", [np.zeros((1, 1), np.float32)])
-
-
-def test_registered_runner_runs_the_record(exported):
-    """The pipeline's parity runner (export.formats registry) runs the artifact like run_litert."""
-    from echoweave.export.formats import load_runner
-    from echoweave.export.litert import run_litert
-
-    ctx, held, records, _ = exported
-    runner = load_runner("litert")
-    x = held.windows[:1]
-    for rec in records.values():
-        np.testing.assert_allclose(runner(ctx.out_dir, rec, "forward", [x]),
-                                   run_litert(ctx.out_dir / rec.files[0], "forward", [x]), atol=1e-6)
 
 
 @pytest.mark.slow
 def test_int8_alone_lowers_a_temporary_fp32(tiny_checkpoint, tmp_path):
     """Exporting only int8 lowers fp32 to a temporary file and leaves just the q8 file behind."""
-    from echoweave.export.litert import describe_tflite, export_litert, run_litert
+    from echoweave.export.litert import describe_tflite, export_litert
 
     ctx, held = make_context(tiny_checkpoint, tmp_path)
     rec = export_litert(ctx, "int8")

@@ -56,7 +56,7 @@ def test_every_format_list_is_a_view_of_the_table():
         ("executorch", "fp16"), ("onnx", "fp16"), ("litert", "fp16")}
     assert export_formats.PRECISION_NOTES[("onnx", "int8")] == get_format("onnx").note("int8")
     # Core ML: no parity run on Linux, and the reason is the row's.
-    assert export_formats.CONVERTERS["coreml"].no_runner_reason == get_format("coreml").platform_reason \
+    assert runtime_base.RUNTIMES["coreml"].platform_reason == get_format("coreml").platform_reason \
         == "Core ML predict needs macOS; only structural checks on Linux"
     assert set(gemm.BUILDERS) <= set(BUILTIN)
     for row in format_rows():
@@ -99,7 +99,7 @@ def test_a_registered_format_is_everywhere_and_gone_after():
         assert (info.format, info.adapter, info.pip) == ("torchscript", TORCHSCRIPT.adapter, "torch")
         assert runtime_base.runtime_available("torchscript")
         spec = export_formats.CONVERTERS["torchscript"]
-        assert spec.converter == TORCHSCRIPT.converter and spec.runner is None
+        assert spec.converter == TORCHSCRIPT.converter
         assert export_formats.load_converter("torchscript") is throwaway_format.export_torchscript
         assert THREAD_CONTROL["torchscript"] == TORCHSCRIPT.thread_control
         assert "torchscript" not in pipeline.DEFAULT_FORMATS  # default_export=False
@@ -157,9 +157,10 @@ def test_export_load_and_classify_with_a_registered_format(torchscript_export, t
         assert set(art["methods"]) == set(manifest["methods"]) and all(f["path"].endswith(".pt") for f in art["files"])
         assert manifest["skipped"] == [{"format": "torchscript", "precision": "int8",
                                         "reason": "throw-away test format: no quantizer is wired for TorchScript"}]
+        # Parity ran the throw-away format through its own edge adapter: no runner was written for it.
         (entry,) = json.loads((folder / "parity.json").read_text())["artifacts"]
-        if entry.get("ran", True) is False:  # until parity runs artifacts through their echoweave.edge adapter
-            assert "echoweave.edge adapter" in entry["reason"]
+        assert entry["ran"] and entry["runtime"] == "torchscript" and entry["verdict"] != "MISSED", entry
+        assert entry["methods"]["forward"]["sqnr_db"] >= 40.0 and entry["methods_run"] == manifest["methods"]
 
         clf = ew.load(folder, runtime="torchscript")
         assert clf.runtime == "torchscript" and ew.load(folder).runtime == "torchscript"

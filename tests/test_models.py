@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from echoweave.train.models import (
-    EchoModel,
+    VideoModel,
     ModelConfig,
     build_model,
     count_model_parameters,
@@ -35,7 +35,7 @@ def _cfg(name: str, backbone: str = "tiny", **kw) -> ModelConfig:
 def test_every_registered_model(name, backbone):
     torch.manual_seed(0)
     model = build_model(_cfg(name, backbone))
-    assert isinstance(model, EchoModel) and model.model_name == name
+    assert isinstance(model, VideoModel) and model.model_name == name
     clip = torch.rand(2, 4, 1, 64, 64)  # (B, T, C, H, W) pixels in [0, 1]
 
     model.train()
@@ -45,6 +45,9 @@ def test_every_registered_model(name, backbone):
     for pname, p in model.named_parameters():
         assert p.grad is not None, f"{pname} got no gradient"
         assert torch.isfinite(p.grad).all(), pname
+    assert sum(float(p.grad.abs().sum()) > 0 for p in model.parameters()) > len(list(model.parameters())) // 2
+    if not model.streams_per_frame:  # window-only: the contract test covers it (test_model_contract.py)
+        return
     assert any(p.grad.abs().sum() > 0 for p in model.backbone.parameters())
 
     model.eval()

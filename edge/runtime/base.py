@@ -44,8 +44,8 @@ class RuntimeAdapter(Protocol):
     version: str
     reentrant: bool
 
-    def run(self, method: str, x: np.ndarray) -> np.ndarray:
-        """Run one method on one input array; returns its single output as a numpy array."""
+    def run(self, method: str, *inputs: np.ndarray) -> np.ndarray:
+        """Run one method on its input arrays (manifest order); returns its first output as numpy."""
 
     def close(self) -> None:
         """Release the engine's resources."""

@@ -37,11 +37,11 @@ class CoreMLAdapter:
         for method in artifact["methods"]:
             path, entry = method_entry(folder, artifact, method)
             model = ct.models.MLModel(str(path), function_name=entry)
-            self._models[method] = (model, model.get_spec().description.input[0].name)
+            self._models[method] = (model, [i.name for i in model.get_spec().description.input])
 
-    def run(self, method: str, x: np.ndarray) -> np.ndarray:
-        model, key = self._models[method]
-        return np.asarray(next(iter(model.predict({key: x}).values())), dtype=np.float32)
+    def run(self, method: str, *inputs: np.ndarray) -> np.ndarray:
+        model, keys = self._models[method]
+        return np.asarray(next(iter(model.predict(dict(zip(keys, inputs))).values())), dtype=np.float32)
 
     def close(self) -> None:
         self._models.clear()

@@ -46,8 +46,9 @@ class ExecuTorchAdapter:
                 raise ManifestError(f"{path}: program has no method {entry!r}")
             self._methods[method] = loaded
 
-    def run(self, method: str, x: np.ndarray) -> np.ndarray:
-        out = self._methods[method].execute([self._torch.from_numpy(np.ascontiguousarray(x))])[0]
+    def run(self, method: str, *inputs: np.ndarray) -> np.ndarray:
+        # Contiguous copies: views like ``window[None]`` carry stride 0, which ExecuTorch rejects.
+        out = self._methods[method].execute([self._torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])[0]
         return out.numpy().copy()  # the output buffer is reused by the next call
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ calls are serialised by the classifier (not re-entrant).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,12 @@ def _interpreter_class():
         from tflite_runtime.interpreter import Interpreter
 
         return Interpreter, "tflite_runtime"
+
+
+def _argument_order(name: str) -> tuple:
+    """Signature inputs in argument order: ``args_2`` before ``args_10`` (litert-torch names them
+    after the exported function's positional arguments)."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
 class LiteRTAdapter:
@@ -53,16 +60,20 @@ class LiteRTAdapter:
 
                 raise ManifestError(f"{path}: no signature {entry!r} (has {', '.join(interp.get_signature_list())})")
             runner = interp.get_signature_runner(entry)
-            self._runners[method] = (runner, next(iter(runner.get_input_details())))
+            # The export records the signature's input names in argument order; older files had one input.
+            names = artifact["methods"][method].get("inputs") or sorted(runner.get_input_details(), key=_argument_order)
+            self._runners[method] = (runner, list(names))
 
     def input_shape(self, method: str) -> list:
-        """Declared shape of a method's input signature tensor."""
-        runner, key = self._runners[method]
-        return [int(d) for d in runner.get_input_details()[key]["shape"]]
+        """Declared shape of a method's first input signature tensor."""
+        runner, keys = self._runners[method]
+        return [int(d) for d in runner.get_input_details()[keys[0]]["shape"]]
 
-    def run(self, method: str, x: np.ndarray) -> np.ndarray:
-        runner, key = self._runners[method]
-        outputs = runner(**{key: x})
+    def run(self, method: str, *inputs: np.ndarray) -> np.ndarray:
+        runner, keys = self._runners[method]
+        if len(inputs) != len(keys):
+            raise ValueError(f"signature {method!r} takes {len(keys)} input(s) ({', '.join(keys)}), got {len(inputs)}")
+        outputs = runner(**dict(zip(keys, inputs)))
         return np.array(next(iter(outputs.values())))  # copy: the interpreter reuses its tensors
 
     def close(self) -> None:

@@ -37,15 +37,17 @@ class OnnxRuntimeAdapter:
         for method in artifact["methods"]:
             path, _ = method_entry(folder, artifact, method)
             sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-            self._sessions[method] = (sess, sess.get_inputs()[0].name, sess.get_outputs()[0].name)
+            self._sessions[method] = (sess, [i.name for i in sess.get_inputs()], sess.get_outputs()[0].name)
 
     def input_shape(self, method: str) -> list:
         """Declared shape of a method's input (ints; a name or None where the graph leaves it free)."""
         return list(self._sessions[method][0].get_inputs()[0].shape)
 
-    def run(self, method: str, x: np.ndarray) -> np.ndarray:
-        sess, inp, out = self._sessions[method]
-        return sess.run([out], {inp: x})[0]
+    def run(self, method: str, *inputs: np.ndarray) -> np.ndarray:
+        sess, names, out = self._sessions[method]
+        if len(inputs) != len(names):
+            raise ValueError(f"method {method!r} takes {len(names)} input(s) ({', '.join(names)}), got {len(inputs)}")
+        return sess.run([out], dict(zip(names, inputs)))[0]
 
     def close(self) -> None:
         self._sessions.clear()

@@ -30,7 +30,7 @@ def _write_csv(path: Path, results) -> None:
     from echoweave.edge.atomic import write_text_atomic
 
     cols = ["path", "ok", "view", "class_id", "confidence", "uncertain", "runtime", "latency_ms", "frames",
-            "duration_s", "sector_method", "warnings", "error"]
+            "duration_s", "sector_method", "via", "warnings", "error"]
     buf = io.StringIO(newline="")
     writer = csv_lib.DictWriter(buf, fieldnames=cols)
     writer.writeheader()
@@ -40,7 +40,8 @@ def _write_csv(path: Path, results) -> None:
                          "confidence": f"{p.confidence:.6f}" if p else "", "uncertain": p.uncertain if p else "",
                          "runtime": p.runtime if p else "", "latency_ms": f"{p.latency_ms:.3f}" if p else "",
                          "frames": r.frames, "duration_s": f"{r.duration_s:.3f}",
-                         "sector_method": p.sector_method if p else "", "warnings": "; ".join(p.warnings) if p else "",
+                         "sector_method": p.sector_method if p else "", "via": p.via if p else "",
+                         "warnings": "; ".join(p.warnings) if p else "",
                          "error": r.error or ""})
     write_text_atomic(path, buf.getvalue())
 

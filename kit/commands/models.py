@@ -23,23 +23,31 @@ def models(backbone: str = "resnet50", num_classes: int = 12, frames: int = 4,
         frames: Frames per window T.
         json: Print a JSON list instead of a table.
     """
-    from echoweave.train.models import ModelConfig, count_model_parameters, describe_model, list_models
+    import torch
+
+    from echoweave.train.models import ModelConfig, build_model, count_model_parameters, describe_model, list_models
 
     rows = []
     for name in list_models():
         cfg = ModelConfig(name=name, backbone=backbone, num_classes=num_classes, frames=frames)
+        with torch.device("meta"):
+            model = build_model(cfg)
         rows.append({
             "name": name,
             "backbone": backbone,
             "num_classes": num_classes,
             "frames": frames,
-            "feature_dim": cfg.resolved_feature_dim,
+            "feature_dim": getattr(model, "feature_dim", None),
+            "methods": list(model.methods),
+            "aggregation": model.aggregation,
+            "derived_inputs": [i["name"] for i in model.derived_inputs()],
             "parameters": count_model_parameters(cfg),
             "description": describe_model(name),
         })
     if json:
         print(json_lib.dumps(rows, indent=2))
         return
-    print(f"{'model':<10} {'backbone':<20} {'params':>12}  description")
+    print(f"{'model':<16} {'backbone':<20} {'params':>12}  {'streams':<9} description")
     for row in rows:
-        print(f"{row['name']:<10} {row['backbone']:<20} {row['parameters']:>12,}  {row['description']}")
+        streams = "per-frame" if "embed_frame" in row["methods"] else "window"
+        print(f"{row['name']:<16} {row['backbone']:<20} {row['parameters']:>12,}  {streams:<9} {row['description']}")

@@ -72,6 +72,13 @@ def build_run_model(cfg: TrainConfig, class_names) -> torch.nn.Module:
     """Build the configured model for this dataset, initialised from stage 1 when asked."""
     mcfg = cfg.model.replace(num_classes=len(class_names), input_size=cfg.data.preprocessing.crop)
     model = build_model(mcfg)
+    # What a stage needs of the model is a capability it declares, not a model name.
+    if cfg.stage == "image" and not hasattr(model, "forward_image"):
+        raise EchoweaveError(f"stage 'image' trains one frame at a time; model {mcfg.name!r} has no single-frame "
+                             "forward (train it with stage 'temporal')")
+    if (cfg.freeze_backbone or cfg.cache_features) and not model.streams_per_frame:
+        raise EchoweaveError(f"freeze_backbone/cache_features need a per-frame backbone and window head; model "
+                             f"{mcfg.name!r} declares {list(model.methods)} (no embed_frame/classify_window split)")
     if cfg.init_from:
         state, meta, folder = ckpt.load_checkpoint(cfg.init_from)
         _check_classes(class_names, meta.get("class_names", []), str(folder))

@@ -16,7 +16,7 @@ import importlib
 # name -> defining submodule
 _EXPORTS = {
     "build_backbone": "backbones", "list_backbones": "backbones",
-    "EchoModel": "base", "FrameEmbedder": "base", "WindowClassifier": "base",
+    "EchoModel": "base", "FrameEmbedder": "base", "VideoModel": "base", "WindowClassifier": "base",
     "ModelConfig": "config",
     "build_model": "registry", "count_model_parameters": "registry", "count_parameters": "registry",
     "describe_model": "registry", "init_from_image_model": "registry", "list_models": "registry",
@@ -24,9 +24,10 @@ _EXPORTS = {
     "UnrolledGRU": "unrolled_gru",
     "split_into_tokens": "weaving", "weave_features": "weaving",
     "AttentionClassifier": "attention", "ImageClassifier": "image", "RecurrentClassifier": "recurrent",
+    "C3D": "video", "DiffTwoStream": "video",
 }
 # Registration order is the order `list_models()` and `echoweave models` show.
-_MODEL_MODULES = ("image", "recurrent", "attention")
+_MODEL_MODULES = ("image", "recurrent", "attention", "video")
 
 __all__ = sorted(_EXPORTS)
 

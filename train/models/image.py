@@ -20,6 +20,9 @@ _TINY = torch.finfo(torch.float32).tiny
 class ImageClassifier(EchoModel):
     """ResNet image classifier with the paper's two-layer head (fc0, fc1)."""
 
+    # classify_window returns the log of the mean per-frame probability: softmax of it is the vote.
+    aggregation = "mean_vote"
+
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         if cfg.contrast != "none":

@@ -12,22 +12,22 @@ import torch
 from torch import nn
 
 from echoweave.train.models.backbones import check_backbone, list_backbones
-from echoweave.train.models.base import EchoModel
+from echoweave.train.models.base import EchoModel, VideoModel
 from echoweave.train.models.config import ModelConfig
 
-_MODELS: dict[str, Callable[[ModelConfig], EchoModel]] = {}
+_MODELS: dict[str, Callable[[ModelConfig], VideoModel]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 
 
 def register_model(name: str, description: str = "") -> Callable:
-    """Decorator registering a builder `fn(cfg: ModelConfig) -> EchoModel` under `name`.
+    """Decorator registering a builder `fn(cfg: ModelConfig) -> VideoModel` under `name`.
 
     Args:
         name: Registry key (`ModelConfig.name`).
         description: One line shown by `echoweave models`.
     """
 
-    def decorator(fn: Callable[[ModelConfig], EchoModel]) -> Callable[[ModelConfig], EchoModel]:
+    def decorator(fn: Callable[[ModelConfig], VideoModel]) -> Callable[[ModelConfig], VideoModel]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
         _MODELS[name] = fn
@@ -54,7 +54,7 @@ def check_model(name: str) -> None:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(_MODELS)}")
 
 
-def build_model(cfg: ModelConfig | None = None, **overrides: Any) -> EchoModel:
+def build_model(cfg: ModelConfig | None = None, **overrides: Any) -> VideoModel:
     """Build a randomly initialised model.
 
     Args:
@@ -62,7 +62,7 @@ def build_model(cfg: ModelConfig | None = None, **overrides: Any) -> EchoModel:
         **overrides: Fields replaced on `cfg` first, e.g. `build_model(name="gru", backbone="tiny")`.
 
     Returns:
-        The `EchoModel`, in training mode like any fresh nn.Module.
+        The `VideoModel`, in training mode like any fresh nn.Module.
 
     Raises:
         ValueError: Unknown model or backbone (the message lists the known ones).
@@ -103,6 +103,9 @@ def init_from_image_model(temporal: EchoModel, image_state_dict: Mapping[str, to
     Raises:
         ValueError: A backbone/fc0 tensor is missing or has another shape (different backbone).
     """
+    if not isinstance(temporal, EchoModel):
+        raise ValueError(f"init_from_image_model: {type(temporal).__name__} has no per-frame backbone + fc0 to "
+                         "initialise from the image model (only the per-frame family has)")
     own = temporal.state_dict()
     wanted = sorted(k for k in own if k.startswith(("backbone.", "fc0.")))
     missing = [k for k in wanted if k not in image_state_dict]
