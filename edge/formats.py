@@ -43,11 +43,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["BUILTIN_FORMATS", "FormatInfo", "LiveMapping", "LiveSequence", "Unsupported", "default_formats",
+__all__ = ["BUILTIN_FORMATS", "PRECISIONS", "FormatInfo", "LiveMapping", "LiveSequence", "Unsupported", "default_formats",
            "format_names", "format_rows", "get_format", "get_runtime", "register_format", "registered",
            "runtime_names", "unregister_format"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+#: Artifact precisions a manifest may name (re-exported as `echoweave.edge.manifest.PRECISIONS`).
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 class Unsupported(NamedTuple):
@@ -230,8 +232,6 @@ def register_format(row: FormatInfo, *, replace: bool = False) -> FormatInfo:
         ValueError: a row with this format or runtime name exists (and ``replace`` is False), the
             format to replace does not exist, or a precision is not a manifest precision.
     """
-    from echoweave.edge.manifest import PRECISIONS
-
     if not isinstance(row, FormatInfo):
         raise TypeError(f"register_format takes a FormatInfo, got {type(row).__name__}")
     bad = [p for p in (*row.precisions, *(u.precision for u in row.unsupported), *row.precision_notes)

@@ -47,13 +47,12 @@ from typing import Any
 
 from echoweave.edge.atomic import write_json_atomic
 from echoweave.edge.errors import EchoweaveError
-from echoweave.edge.formats import LiveSequence, format_names
+from echoweave.edge.formats import PRECISIONS, LiveSequence, format_names
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 #: Artifact formats: a live view of the format table (`echoweave.edge.formats`), in its order.
 FORMATS = LiveSequence(format_names)
-PRECISIONS = ("fp32", "fp16", "int8")
 #: Every method name a model may declare (it declares ``forward`` and, optionally, the streaming pair).
 METHODS = ("forward", "embed_frame", "classify_window")
 #: The streaming split: one backbone pass per new frame, then the window head.

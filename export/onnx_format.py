@@ -4,7 +4,7 @@ ONNX has no multi-method container, so each method is its own file
 (``tfw_tiny_fp32.onnx``, ``tfw_tiny_fp32_embed_frame.onnx``, ``tfw_tiny_fp32_classify_window.onnx``).
 
 int8 is ONNX Runtime static QDQ with **U8S8** (uint8 activations, int8 per-channel weights):
-3x faster than the default S8S8 on AVX-512 VNNI here (TOOLCHAIN.md). Each graph is calibrated
+3x faster than the default S8S8 on AVX-512 VNNI here (docs/TOOLCHAIN_NOTES.md). Each graph is calibrated
 on real training clips: windows for `forward`, frames for `embed_frame`, and for
 `classify_window` the features of the *int8* `embed_frame` graph (what the head sees at run
 time; see `executorch_format` for why).

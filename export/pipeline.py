@@ -179,6 +179,7 @@ def staging_folder(dest: Path) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, 0o755)
         old = None
+        # Folder swaps (a whole export), not file writes: edge.atomic covers files only.
         if dest.exists():
             old = dest.parent / f".{dest.name}.old-{os.getpid()}-{int(time.time())}"
             os.replace(dest, old)

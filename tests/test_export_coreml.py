@@ -120,7 +120,7 @@ def test_reference_npz_holds_eager_outputs(exported):
     with np.load(ctx.out_dir / "coreml_reference.npz") as data:
         meta = json.loads(str(data["meta"]))
         arrays = {key: data[key] for key in data.files if key != "meta"}
-    assert meta["functions"]["embed_frame"] == {"input": "frame", "output": "feature"}
+    assert meta["functions"]["embed_frame"] == {"input": "frame", "inputs": ["frame"], "output": "feature"}
     n, t = 4, ctx.model.frames
     assert arrays["forward__in__clip"].shape == (n, 1, *ctx.calib_windows.shape[1:])
     assert arrays["embed_frame__in__frame"].shape == (n * t, 1, *ctx.calib_windows.shape[2:])

@@ -19,7 +19,7 @@ class ExecuTorchAdapter:
     Args:
         folder: the artifact folder.
         artifact: its manifest entry (``format == "executorch"``).
-        threads: ignored: ExecuTorch's XNNPACK thread pool is process-wide (TOOLCHAIN: do not reset it).
+        threads: ignored: ExecuTorch's XNNPACK thread pool is process-wide (resetting it segfaulted with several programs loaded: docs/TOOLCHAIN_NOTES.md "Pitfalls").
     """
 
     name = "executorch"

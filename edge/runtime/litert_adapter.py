@@ -2,7 +2,7 @@
 
 Uses ``ai_edge_litert.interpreter.Interpreter``; falls back to ``tflite_runtime`` only where
 ai-edge-litert is missing (tflite-runtime 2.14, its last release, cannot load models under
-numpy 2 and gave wrong int8 results, see TOOLCHAIN.md). An interpreter is not thread-safe:
+numpy 2 and gave wrong int8 results, see docs/TOOLCHAIN_NOTES.md "Pitfalls"). An interpreter is not thread-safe:
 calls are serialised by the classifier (not re-entrant).
 """
 from __future__ import annotations
