@@ -39,10 +39,13 @@ def test_shipped_configs_parse():
             names = ["stage1", "stage2", *recipe.get("variants", {})]
             cfgs = [stage_config(recipe, n, "/tmp/x") for n in names]
             assert cfgs[0].stage == "image" and all(c.stage == "temporal" for c in cfgs[1:])
-            assert all(c.init_from == "/tmp/x/stage1" for c in cfgs[1:])
+            # Stage 2 starts from stage 1, except models trained from scratch (said explicitly: null).
+            assert all(c.init_from == "/tmp/x/stage1" or (c.init_from is None and not c.freeze_backbone)
+                       for c in cfgs[1:])
         else:
             cfg = TrainConfig.from_dict(data)
-            assert cfg.optim.momentum == 0.75
+            if not f.stem.startswith(("paper_howard", "howard")):  # NED's recipes: beta1/momentum 0.75
+                assert cfg.optim.momentum == 0.75, f.name
     s1 = TrainConfig.from_dict(yaml.safe_load((CONFIG_DIR / "paper_stage1_image.yaml").read_text()))
     s2 = TrainConfig.from_dict(yaml.safe_load((CONFIG_DIR / "paper_stage2_tfw.yaml").read_text()))
     assert (s1.optim.lr, s1.optim.weight_decay, s1.optim.epochs, s1.optim.batch_size) == (0.08, 5e-4, 50, 16)
