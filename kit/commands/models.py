@@ -12,7 +12,7 @@ import json as json_lib
 
 def models(backbone: str = "resnet50", num_classes: int = 12, frames: int = 4,
            json: bool = False) -> None:
-    """List the registered models (image, gru, tfw, attention) with parameter counts.
+    """List the registered models with parameter counts and how each streams (per-frame or window).
 
     Models are built on torch's meta device, so counting even ResNet-50 variants takes no
     memory and well under a second each.
