@@ -25,9 +25,10 @@ _EXPORTS = {
     "split_into_tokens": "weaving", "weave_features": "weaving",
     "AttentionClassifier": "attention", "ImageClassifier": "image", "RecurrentClassifier": "recurrent",
     "C3D": "video", "DiffTwoStream": "video",
+    "I3D": "inflated", "inflate_2d_to_3d": "inflated", "inflate_from_image_model": "inflated",
 }
 # Registration order is the order `list_models()` and `echoweave models` show.
-_MODEL_MODULES = ("image", "recurrent", "attention", "video")
+_MODEL_MODULES = ("image", "recurrent", "attention", "video", "inflated")
 
 __all__ = sorted(_EXPORTS)
 

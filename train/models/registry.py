@@ -102,7 +102,14 @@ def init_from_image_model(temporal: EchoModel, image_state_dict: Mapping[str, to
 
     Raises:
         ValueError: A backbone/fc0 tensor is missing or has another shape (different backbone).
+
+    A model outside the per-frame family that can start from a 2-D image model declares how with
+    an ``init_from_image_state(state_dict) -> copied keys`` method (e.g. `i3d` inflates the
+    backbone); it is called instead.
     """
+    hook = getattr(temporal, "init_from_image_state", None)
+    if callable(hook):
+        return hook(image_state_dict)
     if not isinstance(temporal, EchoModel):
         raise ValueError(f"init_from_image_model: {type(temporal).__name__} has no per-frame backbone + fc0 to "
                          "initialise from the image model (only the per-frame family has)")
