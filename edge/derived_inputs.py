@@ -45,9 +45,44 @@ def _frame_difference(window: np.ndarray, spec: dict) -> np.ndarray:
     return (window[1:] - window[:-1]).astype(np.float32)  # (T - 1, C, S, S)
 
 
+#: OpenCV's documented example parameters of ``calcOpticalFlowFarneback``; a spec may override
+#: each (the model writes all of them, so the manifest states exactly what the device computes).
+FARNEBACK_DEFAULTS = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5,
+                      "poly_sigma": 1.2, "bound": 4.0}
+
+
+def _farneback_flow(window: np.ndarray, spec: dict) -> np.ndarray:
+    """Dense optical flow between neighbouring frames (OpenCV Farneback), ``(T - 1, 2, S, S)``.
+
+    Channel 0 is the x (horizontal) displacement, channel 1 the y one, in pixels of the
+    preprocessed frame divided by ``bound`` and clipped to [-1, 1]. Frames are averaged over
+    channels and quantized to uint8 (``rint(255 x)``) first: Farneback's documented input is an
+    8-bit single-channel image, and float32 frames in [0, 1] (which OpenCV also accepts) gave
+    ~1e-5 px for a 1-px shift (its thresholds assume 0..255 intensities).
+    """
+    try:
+        import cv2  # opencv-python-headless: only models with a flow input need it
+    except ImportError as exc:
+        raise DerivedInputError(f"a farneback_flow input needs OpenCV ({exc}); pip install "
+                                "opencv-python-headless (it comes with echoweave[edge])") from None
+
+    p = {**FARNEBACK_DEFAULTS, **{k: spec[k] for k in FARNEBACK_DEFAULTS if k in spec}}
+    gray = window.mean(axis=1) if window.shape[1] > 1 else window[:, 0]  # (T, S, S)
+    frames = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
+    out = np.empty((len(frames) - 1, 2, *frames.shape[1:]), np.float32)
+    for t in range(len(frames) - 1):
+        flow = cv2.calcOpticalFlowFarneback(frames[t], frames[t + 1], None, float(p["pyr_scale"]), int(p["levels"]),
+                                            int(p["winsize"]), int(p["iterations"]), int(p["poly_n"]),
+                                            float(p["poly_sigma"]), 0)  # (S, S, 2): x, y
+        out[t] = flow.transpose(2, 0, 1)
+    return np.clip(out / np.float32(p["bound"]), -1.0, 1.0, out=out)
+
+
 DERIVATIONS: dict[str, Derivation] = {
     # Temporal difference of neighbouring frames: the cheapest motion signal, in [-1, 1].
     "frame_difference": Derivation(_frame_difference, lambda s, spec: (s[0] - 1, *s[1:]), min_frames=2),
+    # Dense optical flow (x, y) of neighbouring frames, OpenCV Farneback, scaled to [-1, 1].
+    "farneback_flow": Derivation(_farneback_flow, lambda s, spec: (s[0] - 1, 2, *s[2:]), min_frames=2),
 }
 
 
