@@ -25,10 +25,11 @@ _EXPORTS = {
     "split_into_tokens": "weaving", "weave_features": "weaving",
     "AttentionClassifier": "attention", "ImageClassifier": "image", "RecurrentClassifier": "recurrent",
     "C3D": "video", "DiffTwoStream": "video",
+    "TDCNN": "howard", "TemporalConvHead": "howard", "TwoStream": "howard",
     "I3D": "inflated", "inflate_2d_to_3d": "inflated", "inflate_from_image_model": "inflated",
 }
 # Registration order is the order `list_models()` and `echoweave models` show.
-_MODEL_MODULES = ("image", "recurrent", "attention", "video", "inflated")
+_MODEL_MODULES = ("image", "recurrent", "attention", "video", "howard", "inflated")
 
 __all__ = sorted(_EXPORTS)
 

@@ -49,6 +49,18 @@ class ModelConfig:
             window, standardised per dimension with statistics learned in training: a
             feature-contrast head that sees how a window changes, not what is static in it;
             docs/motion.md). Inside the exported graph; not for ``image``.
+        tdcnn_channels: Kernels of each 1-D depthwise-separable convolution of the
+            time-distributed CNN head (``tdcnn``, and the spatial stream of ``two_stream``; 256
+            in Howard et al.).
+        flow_pairs: ``two_stream``: consecutive optical-flow frames (x and y each) stacked into
+            one temporal-stream input of ``2 * flow_pairs`` channels (10 in Howard et al.);
+            None = as many as fit, ``(frames - 1) // flow_chunks``.
+        flow_chunks: ``two_stream``: chunks of ``flow_pairs`` flow frames the temporal stream
+            sees, time-distributed and averaged (4 in Howard et al.); None = 1. The window must
+            hold ``frames - 1 >= flow_pairs * flow_chunks`` flow frames. (None by default so
+            that a default config, T = 4, builds; the paper's numbers are in its recipe.)
+        spatial_frames: ``two_stream``: the first frames of the window its spatial stream sees
+            (None = all ``frames``; 20 of a 41-frame window in Howard et al.).
     """
 
     name: str = "tfw"
@@ -71,14 +83,25 @@ class ModelConfig:
     std: tuple[float, ...] = field(default=(0.226,))
     frame_stride: int = 1
     contrast: str = "none"
+    tdcnn_channels: int = 256
+    flow_pairs: int | None = None
+    flow_chunks: int | None = None
+    spatial_frames: int | None = None
 
     def __post_init__(self) -> None:
         self.mean = tuple(float(m) for m in self.mean)
         self.std = tuple(float(s) for s in self.std)
         for key in ("num_classes", "frames", "input_size", "in_channels", "gru_hidden",
-                    "gru_layers", "attention_heads", "attention_fc_dim", "width", "frame_stride"):
+                    "gru_layers", "attention_heads", "attention_fc_dim", "width", "frame_stride",
+                    "tdcnn_channels"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"ModelConfig.{key} must be >= 1, got {getattr(self, key)!r}")
+        for key in ("flow_pairs", "flow_chunks"):
+            if getattr(self, key) is not None and int(getattr(self, key)) < 1:
+                raise ValueError(f"ModelConfig.{key} must be >= 1 or None, got {getattr(self, key)!r}")
+        if self.spatial_frames is not None and not 1 <= self.spatial_frames <= self.frames:
+            raise ValueError(f"ModelConfig.spatial_frames must be None or in [1, frames={self.frames}], "
+                             f"got {self.spatial_frames!r}")
         if self.feature_dim is not None and self.feature_dim < 1:
             raise ValueError(f"ModelConfig.feature_dim must be >= 1 or None, got {self.feature_dim!r}")
         for key in ("dropout", "gru_dropout"):
