@@ -1,0 +1,279 @@
+"""Howard et al.'s time-distributed CNN (`tdcnn`) and two-stream network with Farneback optical
+flow (`two_stream`): the head's pooling rule, the streaming split, the flow derivation (OpenCV,
+identical in training and on the edge), the two-stream config checks, then both models trained
+one tiny epoch and taken through export (every format, fp32 and int8), parity through the edge
+adapters, streaming, `echoweave classify` and `echoweave bench`."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+cv2 = pytest.importorskip("cv2")
+
+from echoweave.edge.derived_inputs import DerivedInputError, derive  # noqa: E402
+from echoweave.train.models import ModelConfig, build_model  # noqa: E402
+from echoweave.train.models.howard import flow_spec, pool_plan, pooled_length  # noqa: E402
+
+torch.set_num_threads(1)
+FORMATS = ("executorch", "onnx", "litert", "coreml")
+RUNTIMES = ("onnxruntime", "executorch", "litert")
+# Tiny sizes; two_stream: 2 chunks of 2 flow frames from a 5-frame window (the tiny phantom has 8).
+TINY = {"tdcnn": {"name": "tdcnn", "tdcnn_channels": 16},
+        "two_stream": {"name": "two_stream", "tdcnn_channels": 16, "frames": 5, "flow_pairs": 2, "flow_chunks": 2}}
+
+
+def _model(name: str, **kw):
+    cfg = {"backbone": "tiny", "width": 8, "feature_dim": 32, "input_size": 32, "num_classes": 5, **TINY[name], **kw}
+    return build_model(ModelConfig(**cfg)).eval()
+
+
+def _moving_window(t: int = 5, s: int = 32, step: int = 1) -> np.ndarray:
+    """(T, 1, S, S) float32 in [0, 1]: a smooth blob pattern moving right ``step`` px per frame."""
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+    frames = [0.5 + 0.4 * np.sin((xx - i * step) / 3.0) * np.cos(yy / 4.0) for i in range(t)]
+    return np.stack(frames)[:, None].astype(np.float32)
+
+
+# ---- tdcnn ---------------------------------------------------------------------------------
+def test_pooling_rule_skips_a_pooling_that_would_leave_less_than_one_step():
+    assert [pool_plan(t) for t in (1, 2, 3, 4, 5, 20)] == [
+        (False, False), (True, False), (True, False), (True, True), (True, True), (True, True)]
+    assert [pooled_length(t) for t in (1, 2, 3, 4, 5, 20, 41)] == [1, 1, 1, 1, 1, 5, 10]
+    for frames in (1, 2, 4, 20):
+        model = _model("tdcnn", frames=frames)
+        pools = [m for m in model.temporal.layers if isinstance(m, torch.nn.MaxPool2d)]
+        assert len(pools) == sum(pool_plan(frames))
+        out = model.temporal(torch.rand(3, frames, model.feature_dim))
+        assert out.shape == (3, 16)
+
+
+def test_tdcnn_shapes_and_streaming_split():
+    model = _model("tdcnn")
+    assert model.methods == ("forward", "embed_frame", "classify_window") and model.streams_per_frame
+    clip = torch.rand(2, 4, 1, 32, 32)
+    with torch.no_grad():
+        logits = model(clip)
+        streamed = model.classify_window(torch.stack([model.embed_frame(clip[:, t]) for t in range(4)], dim=1))
+    assert logits.shape == (2, 5)
+    torch.testing.assert_close(streamed, logits, rtol=1e-5, atol=1e-5)  # batch 8 vs 2: float order
+    # the seed's head: three separable convs of 256 kernels of size 3 (depthwise: no bias)
+    paper = build_model(ModelConfig(name="tdcnn", backbone="tiny", frames=20, num_classes=14))
+    convs = [m for m in paper.temporal.layers.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.kernel_size, c.groups > 1, c.out_channels) for c in convs] == [
+        ((1, 3), True, 256), ((1, 1), False, 256), ((1, 3), True, 256), ((1, 1), False, 256),
+        ((1, 3), True, 256), ((1, 1), False, 256)]
+
+
+# ---- optical flow --------------------------------------------------------------------------
+def test_flow_derivation_is_opencv_farneback():
+    spec = flow_spec(ModelConfig(input_size=32))
+    window = _moving_window()
+    flow = derive(spec, window)
+    assert flow.shape == (4, 2, 32, 32) and flow.dtype == np.float32
+    u8 = np.clip(np.rint(window[:, 0] * 255), 0, 255).astype(np.uint8)
+    for t in range(4):
+        direct = cv2.calcOpticalFlowFarneback(u8[t], u8[t + 1], None, 0.5, 3, 15, 3, 5, 1.2, 0)  # (S, S, 2)
+        np.testing.assert_array_equal(flow[t], np.clip(direct.transpose(2, 0, 1) / spec["bound"], -1, 1))
+    # a rightward motion of 1 px/frame: x flow ~ +1 px (bound 2 px -> +0.5), y flow ~ 0
+    centre = flow[:, :, 8:24, 8:24]
+    assert 0.3 < float(np.median(centre[:, 0])) < 0.7 and abs(float(np.median(centre[:, 1]))) < 0.1
+
+
+def test_training_derives_exactly_what_the_edge_computes():
+    model = _model("two_stream")
+    (entry,) = [i for i in model.input_spec()["methods"]["forward"]["inputs"] if "derive" in i]
+    assert entry["name"] == "flow" and entry["shape"] == [1, 4, 2, 32, 32] and entry["derive"]["kind"] == "farneback_flow"
+    clip = torch.from_numpy(np.stack([_moving_window(), _moving_window(step=2)]))  # (2, 5, 1, 32, 32)
+    (flow,) = model.derive(clip)
+    edge = np.stack([derive(entry["derive"], w) for w in clip.numpy()])
+    np.testing.assert_array_equal(flow.numpy(), edge)
+    with torch.no_grad():  # forward(clip) computes the same flow the exported graph is given
+        torch.testing.assert_close(model(clip), model(clip, torch.from_numpy(edge)), rtol=0, atol=0)
+
+
+def test_flow_of_a_single_frame_names_the_source():
+    spec = flow_spec(ModelConfig(input_size=8))
+    with pytest.raises(DerivedInputError, match="loop.dcm: a farneback_flow input needs at least 2 frames, got 1"):
+        derive(spec, np.zeros((1, 1, 8, 8), np.float32), "loop.dcm")
+
+
+# ---- two_stream ----------------------------------------------------------------------------
+def test_two_stream_config_validation():
+    with pytest.raises(ValueError, match=r"frames=5 holds 4 optical-flow frames, but flow_chunks=3 x flow_pairs=2 "
+                                         r"needs 6: set model.frames >= 7"):
+        _model("two_stream", flow_chunks=3)
+    with pytest.raises(ValueError, match="needs 40: set model.frames >= 41"):
+        build_model(ModelConfig(name="two_stream", backbone="tiny", frames=20, flow_pairs=10, flow_chunks=4))
+    with pytest.raises(ValueError, match="flow_pairs must be >= 1 or None"):
+        ModelConfig(flow_pairs=0)
+    with pytest.raises(ValueError, match=r"spatial_frames must be None or in \[1, frames=5\]"):
+        ModelConfig(frames=5, spatial_frames=6)
+    with pytest.raises(ValueError, match="contrast must be 'none'"):
+        _model("two_stream", contrast="window_mean")
+    # defaults fit any window: one chunk of every flow frame
+    default = build_model(ModelConfig(name="two_stream", backbone="tiny", input_size=32))
+    assert (default.flow_pairs, default.flow_chunks, default.spatial_frames) == (3, 1, 4)
+    paper = build_model(ModelConfig(name="two_stream", backbone="tiny", frames=41, flow_pairs=10, flow_chunks=4,
+                                    spatial_frames=20, input_size=32))
+    assert paper.flow_cnn.stem[0].in_channels == 20 and paper.spatial_head.frames == 20
+
+
+def test_two_stream_streams_see_the_declared_frames_and_chunks():
+    model = _model("two_stream", frames=7, spatial_frames=3)  # 6 flow frames, 2 x 2 used
+    clip = torch.rand(1, 7, 1, 32, 32)
+    flow = torch.rand(1, 6, 2, 32, 32)
+    seen = []
+    hook = model.flow_cnn.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    with torch.no_grad():
+        ref = model(clip, flow)
+        later = clip.clone()
+        later[:, 3:] = 0.0  # frames the spatial stream does not see
+        other_flow = flow.clone()
+        other_flow[:, 4:] = 0.0  # flow frames after the chunks
+        assert torch.equal(model(later, other_flow), ref)
+    hook.remove()
+    # chunk c holds flow frames 2c, 2c+1 as channels x0 y0 x1 y1
+    expected = torch.cat([flow[:, 0:2].reshape(1, 4, 32, 32), flow[:, 2:4].reshape(1, 4, 32, 32)])
+    torch.testing.assert_close(seen[0], expected, rtol=0, atol=0)
+    assert torch.equal(seen[0][1, 1], flow[0, 2, 1])
+
+
+def test_two_stream_spatial_stream_starts_from_an_image_model():
+    image = build_model(ModelConfig(name="image", backbone="tiny", width=8, feature_dim=32, input_size=32,
+                                    num_classes=5)).eval()
+    model = _model("two_stream")
+    copied = model.init_from_image_state(image.state_dict())
+    assert "fc0.weight" in copied and all(k.startswith(("backbone.", "fc0.")) for k in copied)
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.act0(model.fc0(model.backbone(model.normalize(x)))), image.embed_frame(x),
+                                   rtol=0, atol=0)
+    with pytest.raises(ValueError, match="does not fit the spatial stream"):
+        _model("two_stream", width=4).init_from_image_state(image.state_dict())
+
+
+# ---- acceptance: trained, exported, run on the edge ----------------------------------------
+@pytest.fixture(scope="module", params=("tdcnn", "two_stream"))
+def exported(request, tmp_path_factory):
+    """``(model name, checkpoint, artifact folder)``: 1 tiny epoch, every format in fp32 and int8
+    (cached on disk like the other export tests)."""
+    from echoweave.train.engine.run import run_training
+    from tests.helpers.edge_artifacts import exported_artifacts
+    from tests.helpers.tiny import tiny_config
+
+    out = tmp_path_factory.mktemp(request.param)
+    ckpt = run_training(tiny_config(out, model=TINY[request.param], optim={"epochs": 1}), show_progress=False).checkpoint
+    folder = exported_artifacts(ckpt, formats=FORMATS, precisions=("fp32", "int8"))
+    return request.param, Path(ckpt), folder
+
+
+def _manifest(folder) -> dict:
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def _has(folder, runtime: str) -> bool:
+    from echoweave.edge.runtime.base import RUNTIMES as ALL
+
+    return any(a["format"] == ALL[runtime].format for a in _manifest(folder)["artifacts"])
+
+
+def test_export_makes_or_skips_every_format_with_the_models_reason(exported):
+    name, _, folder = exported
+    manifest = _manifest(folder)
+    model = build_model(ModelConfig.from_dict(manifest["model"]))
+    assert manifest["methods"] == list(model.methods)
+    made = {(a["format"], a["precision"]) for a in manifest["artifacts"]}
+    skipped = {(r["format"], r["precision"]): r["reason"] for r in manifest["skipped"]}
+    assert made | set(skipped) == {(f, p) for f in FORMATS for p in ("fp32", "int8")}
+    limits = model.export_limits()
+    for (fmt, prec), reason in skipped.items():
+        own = limits.get((fmt, prec)) or limits.get((fmt, "*"))
+        assert reason == f"{name}: {own}" if own else fmt == "coreml", (fmt, prec, reason)
+    assert {("onnx", "fp32"), ("onnx", "int8"), ("litert", "fp32"), ("executorch", "fp32")} <= made
+    for art in manifest["artifacts"]:
+        if art["format"] == "executorch":  # every node of every method inside XNNPACK
+            assert art["extra"]["delegated_share_min"] == 1.0, art["extra"]["delegation"]
+    if name == "two_stream":
+        (flow,) = [i for i in manifest["input_spec"]["methods"]["forward"]["inputs"] if "derive" in i]
+        assert flow["derive"] == flow_spec(model.cfg) and flow["shape"] == [1, 4, 2, 32, 32]
+
+
+def test_parity_runs_through_the_edge_adapters(exported):
+    name, _, folder = exported
+    report = json.loads((folder / "parity.json").read_text())
+    ran = [r for r in report["artifacts"] if r["ran"]]
+    assert {r["runtime"] for r in ran} >= {"onnxruntime", "litert"}
+    for row in ran:
+        assert row["verdict"] != "MISSED", (row["id"], row["why"])
+        if row["precision"] == "fp32":
+            assert all(m["sqnr_db"] >= 40.0 for m in row["methods"].values()), row["id"]
+    not_run = [r for r in report["artifacts"] if not r["ran"]]
+    assert all(r["format"] == "coreml" and re.search("macOS|darwin", r["reason"]) for r in not_run)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_stream_equals_the_window_model(exported, runtime):
+    import echoweave.edge as ew
+    from echoweave.edge.sector import estimate_sector
+    from tests.conftest import make_fan_clip
+
+    name, _, folder = exported
+    if not _has(folder, runtime):
+        pytest.skip(f"no {runtime} artifact (the manifest says why)")
+    frames = make_fan_clip(t=10, h=48, w=64, seed=5)[0]
+    clf = ew.load(folder, runtime=runtime, precision="fp32")
+    sector = estimate_sector(frames)
+    stream = clf.stream(sector=sector)
+    streamed = [p for p in (stream.push(f) for f in frames) if p is not None]
+    reference = clf.predict_windows(frames, sector=sector, via="forward")
+    assert len(streamed) == len(reference) == len(frames) - clf.span + 1
+    assert {s.via for s in streamed} == ({"features"} if name == "tdcnn" else {"forward"})
+    for s, r in zip(streamed, reference):
+        np.testing.assert_allclose(s.probabilities, r.probabilities, atol=1e-4)
+    clf.close()
+
+
+def test_classify_cli(exported, tmp_path, capsys):
+    from echoweave.cli import main
+    from echoweave.edge.clip import Clip
+    from echoweave.train.data.layout_writers import write_dicom
+    from tests.conftest import make_fan_clip
+
+    name, _, folder = exported
+    span = _manifest(folder)["frames"]
+    path = tmp_path / "loop.dcm"
+    write_dicom(Clip(frames=make_fan_clip(t=8, h=48, w=64, seed=3)[0], fps=25.0, patient_id="P1", source="x"), path)
+    for runtime in [r for r in RUNTIMES if _has(folder, r)]:
+        main(["classify", str(path), "--model", str(folder), "--runtime", runtime, "--json"])
+        (result,) = json.loads(capsys.readouterr().out)["results"]
+        assert result["ok"] and result["prediction"]["windows"] == 8 - span + 1, (runtime, result)
+
+
+def test_the_edge_refuses_the_flow_of_one_frame_naming_the_file(exported, tmp_path):
+    import echoweave.edge as ew
+
+    name, _, folder = exported
+    if name != "two_stream":
+        pytest.skip("no derived input")
+    clf = ew.load(folder, runtime="onnxruntime", precision="fp32")
+    with pytest.raises(DerivedInputError, match="loop.dcm: a farneback_flow input needs at least 2 frames, got 1"):
+        clf.window_inputs(np.zeros((1, 1, 32, 32), np.float32), "loop.dcm")  # the flow of a single frame
+    clf.close()
+
+
+def test_bench_notes_the_flow_in_the_stream_cost(exported, tmp_path):
+    from echoweave.cli import main
+
+    name, _, folder = exported
+    main(["bench", str(folder), "--runtimes", "onnxruntime", "--threads", "1", "--mode", "window,stream",
+          "--precisions", "fp32", "--seconds", "0.2", "--no-gemm", "--no-memory", "--warmup", "1",
+          "--out", str(tmp_path / "b")])
+    cells = {c["mode"]: c for c in json.loads((tmp_path / "b" / "perf.json").read_text())["cells"]}
+    assert cells["window"]["latency_ms"]["median"] > 0 and cells["stream"]["latency_ms"]["median"] > 0
+    flow_note = "each streamed frame includes computing the derived inputs of the window (farneback_flow)"
+    assert (flow_note in cells["stream"]["notes"]) == (name == "two_stream")
