@@ -120,7 +120,9 @@ def gemm_artifact(runtime: str, precision: str, shape: tuple[int, int, int], cac
     m, k, n = shape
     row = get_runtime(runtime)
     if row.format not in BUILDERS:
-        raise NotImplementedError(f"no GEMM builder for {row.format} artifacts")
+        # A format without a GEMM model (Core ML, a registered one): its cells get no ceiling, and
+        # the harness writes this reason into perf.json's notes.
+        raise LookupError(f"no GEMM builder for {row.format} artifacts (has: {', '.join(BUILDERS)})")
     build, suffix = BUILDERS[row.format], row.suffix
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,6 @@ adapters, streaming, `echoweave classify` and `echoweave bench`."""
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +16,13 @@ cv2 = pytest.importorskip("cv2")
 from echoweave.edge.derived_inputs import DerivedInputError, derive  # noqa: E402
 from echoweave.train.models import ModelConfig, build_model  # noqa: E402
 from echoweave.train.models.howard import flow_spec, pool_plan, pooled_length  # noqa: E402
+from tests.helpers.model_acceptance import (  # noqa: E402
+    check_made_or_skipped,
+    check_parity_rows,
+    has_runtime,
+    manifest_of,
+    train_and_export,
+)
 
 torch.set_num_threads(1)
 FORMATS = ("executorch", "onnx", "litert", "coreml")
@@ -162,58 +167,28 @@ def test_two_stream_spatial_stream_starts_from_an_image_model():
 def exported(request, tmp_path_factory):
     """``(model name, checkpoint, artifact folder)``: 1 tiny epoch, every format in fp32 and int8
     (cached on disk like the other export tests)."""
-    from echoweave.train.engine.run import run_training
-    from tests.helpers.edge_artifacts import exported_artifacts
-    from tests.helpers.tiny import tiny_config
-
-    out = tmp_path_factory.mktemp(request.param)
-    ckpt = run_training(tiny_config(out, model=TINY[request.param], optim={"epochs": 1}), show_progress=False).checkpoint
-    folder = exported_artifacts(ckpt, formats=FORMATS, precisions=("fp32", "int8"))
-    return request.param, Path(ckpt), folder
-
-
-def _manifest(folder) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
-
-
-def _has(folder, runtime: str) -> bool:
-    from echoweave.edge.runtime.base import RUNTIMES as ALL
-
-    return any(a["format"] == ALL[runtime].format for a in _manifest(folder)["artifacts"])
+    ckpt, folder = train_and_export(tmp_path_factory.mktemp(request.param), TINY[request.param], FORMATS)
+    return request.param, ckpt, folder
 
 
 def test_export_makes_or_skips_every_format_with_the_models_reason(exported):
     name, _, folder = exported
-    manifest = _manifest(folder)
-    model = build_model(ModelConfig.from_dict(manifest["model"]))
-    assert manifest["methods"] == list(model.methods)
-    made = {(a["format"], a["precision"]) for a in manifest["artifacts"]}
-    skipped = {(r["format"], r["precision"]): r["reason"] for r in manifest["skipped"]}
-    assert made | set(skipped) == {(f, p) for f in FORMATS for p in ("fp32", "int8")}
-    limits = model.export_limits()
-    for (fmt, prec), reason in skipped.items():
-        own = limits.get((fmt, prec)) or limits.get((fmt, "*"))
-        assert reason == f"{name}: {own}" if own else fmt == "coreml", (fmt, prec, reason)
+    manifest = manifest_of(folder)
+    made, _ = check_made_or_skipped(folder, FORMATS)
     assert {("onnx", "fp32"), ("onnx", "int8"), ("litert", "fp32"), ("executorch", "fp32")} <= made
     for art in manifest["artifacts"]:
         if art["format"] == "executorch":  # every node of every method inside XNNPACK
             assert art["extra"]["delegated_share_min"] == 1.0, art["extra"]["delegation"]
     if name == "two_stream":
+        model = build_model(ModelConfig.from_dict(manifest["model"]))
         (flow,) = [i for i in manifest["input_spec"]["methods"]["forward"]["inputs"] if "derive" in i]
         assert flow["derive"] == flow_spec(model.cfg) and flow["shape"] == [1, 4, 2, 32, 32]
 
 
 def test_parity_runs_through_the_edge_adapters(exported):
-    name, _, folder = exported
-    report = json.loads((folder / "parity.json").read_text())
-    ran = [r for r in report["artifacts"] if r["ran"]]
-    assert {r["runtime"] for r in ran} >= {"onnxruntime", "litert"}
-    for row in ran:
-        assert row["verdict"] != "MISSED", (row["id"], row["why"])
-        if row["precision"] == "fp32":
+    for row in check_parity_rows(exported[2]):
+        if row["precision"] == "fp32":  # every method, the streaming split included
             assert all(m["sqnr_db"] >= 40.0 for m in row["methods"].values()), row["id"]
-    not_run = [r for r in report["artifacts"] if not r["ran"]]
-    assert all(r["format"] == "coreml" and re.search("macOS|darwin", r["reason"]) for r in not_run)
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -223,7 +198,7 @@ def test_stream_equals_the_window_model(exported, runtime):
     from tests.conftest import make_fan_clip
 
     name, _, folder = exported
-    if not _has(folder, runtime):
+    if not has_runtime(folder, runtime):
         pytest.skip(f"no {runtime} artifact (the manifest says why)")
     frames = make_fan_clip(t=10, h=48, w=64, seed=5)[0]
     clf = ew.load(folder, runtime=runtime, precision="fp32")
@@ -245,10 +220,10 @@ def test_classify_cli(exported, tmp_path, capsys):
     from tests.conftest import make_fan_clip
 
     name, _, folder = exported
-    span = _manifest(folder)["frames"]
+    span = manifest_of(folder)["frames"]
     path = tmp_path / "loop.dcm"
     write_dicom(Clip(frames=make_fan_clip(t=8, h=48, w=64, seed=3)[0], fps=25.0, patient_id="P1", source="x"), path)
-    for runtime in [r for r in RUNTIMES if _has(folder, r)]:
+    for runtime in [r for r in RUNTIMES if has_runtime(folder, r)]:
         main(["classify", str(path), "--model", str(folder), "--runtime", runtime, "--json"])
         (result,) = json.loads(capsys.readouterr().out)["results"]
         assert result["ok"] and result["prediction"]["windows"] == 8 - span + 1, (runtime, result)

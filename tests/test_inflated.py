@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from echoweave.train.models import ModelConfig, build_model, init_from_image_model, list_backbones  # noqa: E402
+from tests.helpers.model_acceptance import check_made_or_skipped, check_parity_rows, manifest_of, train_and_export  # noqa: E402
 from echoweave.train.models.backbones import build_backbone  # noqa: E402
 from echoweave.train.models.inflated import (  # noqa: E402
     I3D,
@@ -180,31 +181,13 @@ def test_i3d_trains_and_init_from_inflates_the_stage1_run(tmp_path):
 def exported(tmp_path_factory):
     """``(checkpoint, artifact folder)``: 1 tiny epoch, exported to every format in fp32 and int8
     (cached on disk like the other export tests)."""
-    from echoweave.train.engine.run import run_training
-    from tests.helpers.edge_artifacts import exported_artifacts
-    from tests.helpers.tiny import tiny_config
-
-    out = tmp_path_factory.mktemp("i3d")
-    ckpt = run_training(tiny_config(out, model={"name": "i3d"}, optim={"epochs": 1}), show_progress=False).checkpoint
-    return Path(ckpt), exported_artifacts(ckpt, formats=FORMATS, precisions=PRECISIONS)
-
-
-def _manifest(folder) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
+    return train_and_export(tmp_path_factory.mktemp("i3d"), {"name": "i3d"}, FORMATS, PRECISIONS)
 
 
 def test_export_makes_what_runs_and_skips_the_rest_with_the_models_reason(exported):
     _, folder = exported
-    manifest = _manifest(folder)
-    model = build_model(ModelConfig.from_dict(manifest["model"]))
-    assert manifest["methods"] == ["forward"] and manifest["aggregation"] == "window"
-    made = {(a["format"], a["precision"]) for a in manifest["artifacts"]}
-    skipped = {(r["format"], r["precision"]): r["reason"] for r in manifest["skipped"]}
-    assert made | set(skipped) == {(f, p) for f in FORMATS for p in PRECISIONS}
-    limits = model.export_limits()
-    for (fmt, prec), reason in skipped.items():
-        own = limits.get((fmt, prec)) or limits.get((fmt, "*"))
-        assert own and reason == f"i3d: {own}", (fmt, prec, reason)
+    assert manifest_of(folder)["methods"] == ["forward"] and manifest_of(folder)["aggregation"] == "window"
+    made, skipped = check_made_or_skipped(folder, FORMATS, PRECISIONS)
     # measured: ONNX Runtime and LiteRT run the tiny i3d in fp32 and int8, Core ML converts it
     assert {("onnx", "fp32"), ("onnx", "int8"), ("litert", "fp32"), ("litert", "int8"),
             ("coreml", "fp32"), ("coreml", "int8")} <= made
@@ -213,19 +196,8 @@ def test_export_makes_what_runs_and_skips_the_rest_with_the_models_reason(export
 
 
 def test_parity_rows_through_the_edge(exported):
-    _, folder = exported
-    report = json.loads((folder / "parity.json").read_text())
-    ran = [r for r in report["artifacts"] if r["ran"]]
-    assert {r["runtime"] for r in ran} == {"onnxruntime", "litert"}
-    assert {r["precision"] for r in ran} == {"fp32", "int8"}
-    for row in ran:
-        assert row["methods_run"] == ["forward"]
-        assert row["verdict"] != "MISSED", (row["id"], row["why"])
-        if row["precision"] == "fp32":
-            assert row["methods"]["forward"]["sqnr_db"] >= 40.0, row["id"]
-        assert row["streaming_vs_forward_max_abs"] == 0.0
-    not_run = [r for r in report["artifacts"] if not r["ran"]]
-    assert not_run and all(r["format"] == "coreml" and "darwin" in r["reason"] for r in not_run)
+    ran = check_parity_rows(exported[1])
+    assert {r["runtime"] for r in ran} == {"onnxruntime", "litert"} and {r["precision"] for r in ran} == {"fp32", "int8"}
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "litert", "executorch"])
@@ -236,7 +208,7 @@ def test_stream_equals_the_window_model(exported, runtime):
     from tests.conftest import make_fan_clip
 
     _, folder = exported
-    manifest = _manifest(folder)
+    manifest = manifest_of(folder)
     if not any(a["format"] == RUNTIMES[runtime].format for a in manifest["artifacts"]):
         reasons = [s["reason"] for s in manifest["skipped"] if s["format"] == RUNTIMES[runtime].format]
         assert reasons and all(r.startswith("i3d: ") for r in reasons)

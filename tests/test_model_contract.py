@@ -17,6 +17,13 @@ torch = pytest.importorskip("torch")
 from echoweave.edge.derived_inputs import DerivedInputError, derive  # noqa: E402
 from echoweave.edge.manifest import AGGREGATIONS, STREAMING_METHODS  # noqa: E402
 from echoweave.train.models import ModelConfig, build_model, list_models  # noqa: E402
+from tests.helpers.model_acceptance import (  # noqa: E402
+    check_made_or_skipped,
+    check_parity_rows,
+    has_runtime,
+    manifest_of,
+    train_and_export,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOW_MODELS = ("c3d", "diff_two_stream")
@@ -99,47 +106,23 @@ def test_no_model_name_branches_outside_the_model_files():
 def exported(request, tmp_path_factory):
     """``(model name, checkpoint, artifact folder)``: 1 tiny epoch, exported to every format in
     fp32 and int8 (cached on disk like the other export tests)."""
-    from echoweave.train.engine.run import run_training
-    from tests.helpers.edge_artifacts import exported_artifacts
-    from tests.helpers.tiny import tiny_config
-
     torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp(request.param)
-    ckpt = run_training(tiny_config(out, model={"name": request.param}, optim={"epochs": 1}),
-                        show_progress=False).checkpoint
-    folder = exported_artifacts(ckpt, formats=("executorch", "onnx", "litert", "coreml"), precisions=("fp32", "int8"))
-    return request.param, Path(ckpt), folder
-
-
-def _manifest(folder) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
-
-
-def _has(folder, runtime: str) -> bool:
-    from echoweave.edge.runtime.base import RUNTIMES
-
-    return any(a["format"] == RUNTIMES[runtime].format for a in _manifest(folder)["artifacts"])
+    ckpt, folder = train_and_export(tmp_path_factory.mktemp(request.param), {"name": request.param})
+    return request.param, ckpt, folder
 
 
 def test_manifest_records_what_the_model_declares(exported):
     name, _, folder = exported
-    manifest = _manifest(folder)
+    manifest = manifest_of(folder)
     model = build_model(ModelConfig.from_dict(manifest["model"]))
     assert manifest["methods"] == ["forward"] == list(model.methods)
     assert manifest["aggregation"] == model.aggregation == "window"
     assert manifest["input_spec"]["methods"] == json.loads(json.dumps(model.input_spec()["methods"]))
     derived = [i for i in manifest["input_spec"]["methods"]["forward"]["inputs"] if "derive" in i]
     assert [i["name"] for i in derived] == [i["name"] for i in model.derived_inputs()]
-    made = {(a["format"], a["precision"]) for a in manifest["artifacts"]}
-    skipped = {(r["format"], r["precision"]): r["reason"] for r in manifest["skipped"]}
     for art in manifest["artifacts"]:
         assert set(art["methods"]) == {"forward"}
-    # every format and precision asked for is either made or skipped with the reason that applies
-    assert made | set(skipped) == {(f, p) for f in ("executorch", "onnx", "litert", "coreml") for p in ("fp32", "int8")}
-    limits = model.export_limits()
-    for (fmt, prec), reason in skipped.items():
-        own = limits.get((fmt, prec)) or limits.get((fmt, "*"))
-        assert own and reason == f"{name}: {own}", (fmt, prec, reason)
+    made, skipped = check_made_or_skipped(folder)
     assert {("onnx", "fp32"), ("onnx", "int8"), ("litert", "fp32"), ("coreml", "fp32")} <= made
     if name == "c3d":  # the acceptance case for a runtime lacking an operator: named, with the alternative
         assert "3-D" in skipped[("executorch", "fp32")] and "ONNX Runtime or LiteRT" in skipped[("executorch", "fp32")]
@@ -148,21 +131,7 @@ def test_manifest_records_what_the_model_declares(exported):
 
 
 def test_parity_runs_through_the_edge_adapters(exported):
-    _, _, folder = exported
-    report = json.loads((folder / "parity.json").read_text())
-    ran = {r["id"]: r for r in report["artifacts"] if r["ran"]}
-    formats = {a["format"] for a in _manifest(folder)["artifacts"]}
-    want = {rt for rt, fmt in (("onnxruntime", "onnx"), ("executorch", "executorch"), ("litert", "litert")) if fmt in formats}
-    assert {r["runtime"] for r in ran.values()} == want and "onnxruntime" in want
-    for row in ran.values():
-        assert row["methods_run"] == ["forward"]
-        assert row["verdict"] != "MISSED", (row["id"], row["why"])
-        if row["precision"] == "fp32":
-            assert row["methods"]["forward"]["sqnr_db"] >= 40.0, row["id"]
-        # a window-only model streams by recomputing forward: its streaming row is its forward
-        assert row["streaming_vs_forward_max_abs"] == 0.0
-    not_run = [r for r in report["artifacts"] if not r["ran"]]
-    assert not_run and all(r["format"] == "coreml" and re.search("macOS|darwin", r["reason"]) for r in not_run)
+    check_parity_rows(exported[2])
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -171,7 +140,7 @@ def test_stream_equals_the_window_model_and_says_how(exported, runtime):
     from tests.conftest import make_fan_clip
 
     _, _, folder = exported
-    if not _has(folder, runtime):
+    if not has_runtime(folder, runtime):
         pytest.skip(f"no {runtime} artifact (the manifest says why)")
     frames = make_fan_clip(t=10, h=48, w=64, seed=5)[0]
     clf = ew.load(folder, runtime=runtime, precision="fp32")
@@ -199,7 +168,7 @@ def test_classify_cli_names_the_computation(exported, tmp_path, capsys):
     _, _, folder = exported
     path = tmp_path / "loop.dcm"
     write_dicom(Clip(frames=make_fan_clip(t=8, h=48, w=64, seed=3)[0], fps=25.0, patient_id="P1", source="x"), path)
-    for runtime in [r for r in RUNTIMES if _has(folder, r)]:
+    for runtime in [r for r in RUNTIMES if has_runtime(folder, r)]:
         main(["classify", str(path), "--model", str(folder), "--runtime", runtime, "--json"])
         doc = json.loads(capsys.readouterr().out)
         assert doc["model"]["runtime"] == runtime and doc["model"]["streaming"] == "window_recompute"

@@ -64,12 +64,17 @@ class VideoModel(nn.Module, abc.ABC):
     model_name: str = ""
     #: How window outputs become a clip answer on the edge (``manifest.AGGREGATIONS``).
     aggregation: str = "window"
+    #: Why ``contrast: window_mean`` cannot apply (None where the model has a window head over
+    #: per-frame features that it can contrast).
+    contrast_refusal: str | None = "has no per-frame window head to contrast"
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         self.frames = cfg.frames
         self.num_classes = cfg.num_classes
+        if cfg.contrast != "none" and self.contrast_refusal:
+            raise ValueError(f"{cfg.name} {self.contrast_refusal}; contrast must be 'none', got {cfg.contrast!r}")
         # Non-persistent: the config is the single source of mean/std (it travels to the manifest).
         mean = torch.tensor(cfg.mean, dtype=torch.float32).expand(cfg.in_channels).clone()
         std = torch.tensor(cfg.std, dtype=torch.float32).expand(cfg.in_channels).clone()
@@ -192,6 +197,8 @@ class EchoModel(VideoModel):
     Attributes:
         feature_dim: D, the per-frame feature size.
     """
+
+    contrast_refusal = None
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)

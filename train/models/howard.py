@@ -152,9 +152,6 @@ class TwoStream(VideoModel):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        if cfg.contrast != "none":
-            raise ValueError(f"two_stream has no per-frame window head to contrast; contrast must be 'none', "
-                             f"got {cfg.contrast!r}")
         self.flow_pairs, self.flow_chunks = flow_layout(cfg)
         self.spatial_frames = cfg.frames if cfg.spatial_frames is None else int(cfg.spatial_frames)
         self.feature_dim = cfg.resolved_feature_dim

@@ -22,13 +22,12 @@ class ImageClassifier(EchoModel):
 
     # classify_window returns the log of the mean per-frame probability: softmax of it is the vote.
     aggregation = "mean_vote"
+    # Mean voting classifies each frame on its own; a window contrast would feed fc1 features it
+    # was never trained on.
+    contrast_refusal = "votes frame by frame"
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        if cfg.contrast != "none":
-            # Mean voting classifies each frame on its own; a window contrast would feed fc1
-            # features it was never trained on.
-            raise ValueError(f"the image model votes frame by frame; contrast must be 'none', got {cfg.contrast!r}")
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc1 = nn.Linear(self.feature_dim, cfg.num_classes)
 

@@ -268,8 +268,6 @@ class I3D(VideoModel):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        if cfg.contrast != "none":
-            raise ValueError(f"i3d has no per-frame features to contrast; contrast must be 'none', got {cfg.contrast!r}")
         backbone2d, self.backbone_dim = build_backbone(cfg.backbone, cfg.in_channels, cfg.width)
         self.backbone = inflate_2d_to_3d(backbone2d, self.time_kernel, self.time_padding)
         self.dropout = nn.Dropout(cfg.dropout)

@@ -39,8 +39,6 @@ class C3D(VideoModel):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        if cfg.contrast != "none":
-            raise ValueError(f"c3d has no per-frame features to contrast; contrast must be 'none', got {cfg.contrast!r}")
         w = cfg.width
         widths = (w, 2 * w, 4 * w, 8 * w)
         # Pool time only while at least 2 frames remain (T = 4 -> 2 -> 1).
@@ -80,9 +78,6 @@ class DiffTwoStream(VideoModel):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        if cfg.contrast != "none":
-            raise ValueError(f"diff_two_stream has no window head to contrast; contrast must be 'none', "
-                             f"got {cfg.contrast!r}")
         if cfg.frames < 2:
             raise ValueError("diff_two_stream needs frames >= 2 (its motion stream differences neighbouring frames)")
         self.spatial, spatial_dim = build_backbone(cfg.backbone, cfg.in_channels, cfg.width)
