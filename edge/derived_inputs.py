@@ -34,11 +34,14 @@ class Derivation:
         compute: ``(window (T, C, S, S) float32, spec) -> array`` for one window.
         shape: ``(window shape (T, C, S, S), spec) -> shape`` of the result, without computing it.
         min_frames: the fewest frames a window must hold.
+        pairwise: entry ``t`` of the result depends only on frames ``t`` and ``t + 1`` (so a
+            trainer may compute it once per frame pair of a clip and slice windows from it).
     """
 
     compute: Callable[[np.ndarray, dict], np.ndarray]
     shape: Callable[[tuple, dict], tuple]
     min_frames: int = 1
+    pairwise: bool = False
 
 
 def _frame_difference(window: np.ndarray, spec: dict) -> np.ndarray:
@@ -80,9 +83,11 @@ def _farneback_flow(window: np.ndarray, spec: dict) -> np.ndarray:
 
 DERIVATIONS: dict[str, Derivation] = {
     # Temporal difference of neighbouring frames: the cheapest motion signal, in [-1, 1].
-    "frame_difference": Derivation(_frame_difference, lambda s, spec: (s[0] - 1, *s[1:]), min_frames=2),
+    "frame_difference": Derivation(_frame_difference, lambda s, spec: (s[0] - 1, *s[1:]), min_frames=2,
+                                   pairwise=True),
     # Dense optical flow (x, y) of neighbouring frames, OpenCV Farneback, scaled to [-1, 1].
-    "farneback_flow": Derivation(_farneback_flow, lambda s, spec: (s[0] - 1, 2, *s[2:]), min_frames=2),
+    "farneback_flow": Derivation(_farneback_flow, lambda s, spec: (s[0] - 1, 2, *s[2:]), min_frames=2,
+                                 pairwise=True),
 }
 
 
@@ -99,6 +104,11 @@ def _lookup(spec: dict) -> Derivation:
         raise DerivedInputError(f"unknown derived input kind {kind!r}; this echoweave knows: "
                                 f"{', '.join(DERIVATIONS)} (upgrade echoweave?)")
     return DERIVATIONS[kind]
+
+
+def is_pairwise(spec: dict) -> bool:
+    """True when the kind's entry ``t`` depends only on frames ``t`` and ``t + 1``."""
+    return _lookup(spec).pairwise
 
 
 def derived_shape(spec: dict, window_shape: tuple) -> tuple:

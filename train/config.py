@@ -42,6 +42,9 @@ class DataConfig:
         phantom_size: Synthetic frame side in pixels.
         phantom_difficulty: Phantom difficulty in [0, 1].
         phantom_seed: Seed of the phantom generator (independent of the training seed).
+        derived_cache_gb: Memory (GB) for derived inputs (e.g. the two-stream network's optical
+            flow) computed once per clip instead of once per window; used for validation windows
+            and, when ``augment`` is off, training windows. 0 computes them per window.
     """
 
     path: str = "phantom"
@@ -61,6 +64,7 @@ class DataConfig:
     phantom_size: int = 112
     phantom_difficulty: float = 0.3
     phantom_seed: int = 0
+    derived_cache_gb: float = 4.0
 
 
 @dataclass

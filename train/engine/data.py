@@ -25,6 +25,7 @@ from echoweave.train.config import DataConfig
 from echoweave.train.data.augment import AugmentConfig, train_transform
 from echoweave.train.data.samplers import sample_spaced, sample_stride
 from echoweave.train.data.transforms import eval_transform, to_video
+from echoweave.train.engine.derived_cache import DerivedCache
 
 
 @dataclass
@@ -156,11 +157,14 @@ class WindowSamples(Dataset):
     windows. In evaluation the windows sit at fixed, evenly spread positions: ``windows`` per
     clip for consecutive sampling, one centred TSN window for spaced sampling. With
     ``stride > 1`` a consecutive window takes every ``stride``-th frame (the model's
-    ``frame_stride``); spaced windows have no stride.
+    ``frame_stride``); spaced windows have no stride. With a `DerivedCache` (models with a
+    derived input, deterministic ``transform``) an item also holds ``derived``: the window's
+    derived inputs, sliced from the per-clip cache.
     """
 
     def __init__(self, store: ClipStore, clip_indices, transform, frames: int, sampler: str,
-                 train: bool, windows: int = 1, repeats: int = 1, seed: int = 0, stride: int = 1):
+                 train: bool, windows: int = 1, repeats: int = 1, seed: int = 0, stride: int = 1,
+                 derived: "DerivedCache | None" = None):
         if sampler not in ("consecutive", "spaced"):
             raise EchoweaveError(f"unknown sampler {sampler!r}; use consecutive or spaced")
         if stride < 1 or (stride > 1 and sampler == "spaced"):
@@ -168,6 +172,7 @@ class WindowSamples(Dataset):
                                  f"(got sampler {sampler!r}); spaced windows already spread over the clip")
         self.store, self.transform, self.frames, self.stride = store, transform, frames, stride
         self.sampler, self.train, self.seed, self.epoch = sampler, train, seed, 0
+        self.derived = derived
         clip_indices = [int(c) for c in clip_indices]
         if train:
             self.items = [(c, None) for c in clip_indices for _ in range(repeats)]
@@ -203,7 +208,10 @@ class WindowSamples(Dataset):
         if idx is None:
             idx = self._draw(c, i)
         x = self.transform(_as_video(self.store.clips[c].frames[idx]))  # (T, 1, H, W) float
-        return {"x": x, "label": int(self.store.labels[c]), "clip": c}
+        item = {"x": x, "label": int(self.store.labels[c]), "clip": c}
+        if self.derived is not None:
+            item["derived"] = self.derived.window_inputs(c, idx, x)
+        return item
 
 
 def make_transforms(cfg: DataConfig):

@@ -2,7 +2,9 @@
 
 Batches are dicts: ``x`` (``(B, 1, H, W)`` single frames in stage 1, ``(B, T, 1, H, W)``
 windows in stage 2, or ``(B, T, D)`` cached features), ``label`` ``(B,)`` and ``clip``
-``(B,)`` (the index of the clip the sample came from, for clip-level aggregation). ``model``
+``(B,)`` (the index of the clip the sample came from, for clip-level aggregation), and for
+models with derived inputs optionally ``derived`` (those inputs, from a per-clip cache: passed
+to the model after ``x``). ``model``
 is whatever maps ``x`` to logits: an `EchoModel`, a `stages` adapter, or their DDP wrapper.
 """
 from __future__ import annotations
@@ -61,8 +63,9 @@ def train_one_epoch(model, loader, optimizer, scheduler, rt: Runtime, optim: Opt
         y = batch["label"].to(rt.device, non_blocking=True)
         if channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        derived = [d.to(rt.device, non_blocking=True) for d in batch.get("derived", ())]
         with rt.autocast():
-            logits = model(x)
+            logits = model(x, *derived)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=optim.label_smoothing)
         if not torch.isfinite(loss):
             raise EchoweaveError(f"loss became {loss.item()} at epoch {epoch}; stopping before any "
@@ -99,8 +102,9 @@ def predict(model, loader, rt: Runtime, channels_last: bool = False,
         x = batch["x"].to(rt.device, non_blocking=True)
         if channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        derived = [d.to(rt.device, non_blocking=True) for d in batch.get("derived", ())]
         with rt.autocast():
-            logits = model(x)
+            logits = model(x, *derived)
         p = torch.softmax(logits.float(), dim=1)
         if not torch.isfinite(p).all():
             raise EchoweaveError("model produced non-finite outputs during evaluation")

@@ -30,6 +30,7 @@ from echoweave.train.engine.data import (
     make_transforms,
     store_key,
 )
+from echoweave.train.engine.derived_cache import DerivedCache
 from echoweave.train.engine.features import FeatureWindows, embed_clips
 from echoweave.train.engine.loop import make_optimizer, make_scheduler, predict, train_one_epoch
 from echoweave.train.engine.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
@@ -121,10 +122,28 @@ def _datasets(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, rt:
                                repeats=cfg.data.train_windows, seed=cfg.seed, stride=stride),
                 FeatureWindows(store, feats, val_idx, frames, cfg.data.sampler, train=False,
                                windows=cfg.data.eval_windows, stride=stride))
+    train_cache, val_cache = _derived_caches(cfg, store, train_idx, val_idx, model, eval_tf, rt)
     return (WindowSamples(store, train_idx, train_tf, frames, cfg.data.sampler, train=True,
-                          repeats=cfg.data.train_windows, seed=cfg.seed, stride=stride),
+                          repeats=cfg.data.train_windows, seed=cfg.seed, stride=stride, derived=train_cache),
             WindowSamples(store, val_idx, eval_tf, frames, cfg.data.sampler, train=False,
-                          windows=cfg.data.eval_windows, stride=stride))
+                          windows=cfg.data.eval_windows, stride=stride, derived=val_cache))
+
+
+def _derived_caches(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, eval_tf, rt: Runtime):
+    """(train cache, validation cache) of the model's derived inputs, or None where not used.
+
+    Validation windows always use the eval transform; training windows only when augmentation
+    is off (augmented frames have their own flow). One cache serves both splits.
+    """
+    specs = model.derived_inputs() if hasattr(model, "derived_inputs") else []
+    if not specs or cfg.data.derived_cache_gb <= 0 or cfg.data.sampler != "consecutive":
+        return None, None
+    clips = np.concatenate([val_idx, train_idx]) if not cfg.data.augment else np.asarray(val_idx)
+    cache = DerivedCache(store, clips, eval_tf, specs, cfg.model.frame_stride, cfg.data.derived_cache_gb * 1e9,
+                         show_progress=rt.is_main)
+    if rt.is_main:
+        print(cache.summary())
+    return (None if cfg.data.augment else cache), cache
 
 
 def _clip_accuracy(probs: np.ndarray, labels: np.ndarray, clips: np.ndarray) -> tuple[float, float]:
