@@ -58,7 +58,7 @@ import numpy as np
 
 from echoweave.edge.clip import Clip
 from echoweave.edge.errors import ArtifactError, ClipReadError, EchoweaveError
-from echoweave.edge.derived_inputs import derive
+from echoweave.edge.derived_inputs import derive, is_pairwise
 from echoweave.edge.manifest import (
     METHODS,
     STREAMING_METHODS,
@@ -321,6 +321,10 @@ class Classifier:
         #: ``forward`` inputs computed on the device (input spec entries with ``derive``).
         forward_spec = manifest.get("input_spec", {}).get("methods", {}).get("forward", {})
         self.derived_inputs: list[dict] = [i for i in forward_spec.get("inputs", []) if "derive" in i]
+        #: Every derived input is pairwise (entry t from frames t, t + 1 of the window): a stream
+        #: computes one frame pair per new frame and keeps the rest (`StreamingClassifier`).
+        self.derived_pairwise: bool = bool(self.derived_inputs) and all(
+            is_pairwise(i["derive"]) for i in self.derived_inputs)
         self.uncertain_threshold = float(manifest["uncertain_threshold"])
         self.spec = PreprocessSpec.from_dict(manifest["preprocessing"])
         # Runtimes that are not re-entrant (ExecuTorch methods, LiteRT interpreters) get one lock.
@@ -538,6 +542,9 @@ class StreamingClassifier:
     A model without the streaming split (window-only, e.g. a 3-D CNN) streams too: the ring
     buffer then holds preprocessed frames and every prediction recomputes the exported
     ``forward`` on the window (``Prediction.via == "forward"``), costing a whole window per frame.
+    Its derived inputs, when pairwise (optical flow, frame differences), are kept per frame in a
+    second ring buffer: each new frame costs one frame pair (its flow against the frame ``stride``
+    before it), not the window's T - 1; the numbers are those `Classifier.window_inputs` computes.
 
     Each stream owns its ring buffer and sector state; many streams may share one `Classifier`
     from different threads. See the module docstring for the sector policy.
@@ -583,6 +590,9 @@ class StreamingClassifier:
     def reset(self) -> None:
         """Forget all frames (buffer, sector estimate, counters); the next frame starts a new stream."""
         self._features: deque = deque(maxlen=self.span)  # (D,) per frame, or (C, S, S) for window-only models
+        # Window-only models with pairwise derived inputs: per frame, its pair with the frame
+        # `stride` before it (one array per derived input), None while that frame is not buffered.
+        self._pairs: deque = deque(maxlen=self.span)
         self._raw: deque = deque(maxlen=self.span)  # grayscale frames behind those features
         self._pending: list[np.ndarray] = []  # frames collected for the next sector estimate
         self._sector: Sector | None = self._given
@@ -611,6 +621,17 @@ class StreamingClassifier:
         else the preprocessed frame ``(C, S, S)``."""
         x = self.classifier.preprocess(gray[None], sector)  # (1, C, S, S)
         return self.classifier.run("embed_frame", x)[0] if self.classifier.per_frame else x[0]
+
+    @property
+    def _incremental(self) -> bool:
+        return not self.classifier.per_frame and self.classifier.derived_pairwise
+
+    def _pair(self, i: int) -> list[np.ndarray] | None:
+        """Derived inputs of buffered frame ``i`` paired with frame ``i - stride`` (None if absent)."""
+        if i < self.stride:
+            return None
+        two = np.stack([self._features[i - self.stride], self._features[i]])  # (2, C, S, S)
+        return [derive(spec["derive"], two, "stream")[0] for spec in self.classifier.derived_inputs]
 
     def _static_change(self, gray: np.ndarray) -> float:
         if self._reference is None or self._sector is None:
@@ -667,6 +688,7 @@ class StreamingClassifier:
                 # New geometry (depth/zoom/probe change): old frames and masks no longer apply.
                 self._features.clear()
                 self._raw.clear()
+                self._pairs.clear()
                 self._pending, self._reference = [], None
                 if self.auto or (self._sector is not None and self._sector.mask.shape != gray.shape):
                     self._sector = None
@@ -677,8 +699,13 @@ class StreamingClassifier:
             if self.auto and self.classifier.spec.sector_mask and self._update_sector(gray):
                 # Re-embed the buffered frames so the whole window shares one mask.
                 self._features = deque((self._embed(g, self._sector) for g in self._raw), maxlen=self.span)
+                self._pairs = deque(maxlen=self.span)
+                for i in range(len(self._features)):
+                    self._pairs.append(self._pair(i))
             self._features.append(self._embed(gray, self._sector))
             self._raw.append(gray)
+            if self._incremental:
+                self._pairs.append(self._pair(len(self._features) - 1))
             index = self.frames_seen
             self.frames_seen += 1
             if len(self._features) < self.span or (index + 1 - self.span) % self.hop:
@@ -686,6 +713,11 @@ class StreamingClassifier:
             window = np.stack(list(self._features)[:: self.stride])  # T entries, oldest first
             if self.classifier.per_frame:
                 logits = self.classifier.classify_features(window)  # (K,) from (T, D)
+            elif self._incremental:
+                # pair j of the window = buffered pair of its frame j + 1 (frames j*k, (j+1)*k)
+                pairs = list(self._pairs)[self.stride :: self.stride]  # T - 1 entries
+                derived = [np.stack([p[d] for p in pairs])[None] for d in range(len(self.classifier.derived_inputs))]
+                logits = self.classifier.run("forward", window[None], *derived)[0]
             else:
                 logits = self.classifier.forward_window(window)  # (K,) from (T, C, S, S)
             method = self.sector_method

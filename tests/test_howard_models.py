@@ -213,6 +213,40 @@ def test_stream_equals_the_window_model(exported, runtime):
     clf.close()
 
 
+def test_stream_computes_one_flow_pair_per_frame(exported, monkeypatch):
+    """The stream keeps each frame's flow pair: after the first window, one OpenCV pair per new
+    frame, and every prediction equals the window model on the buffered frames, also after the
+    "auto" sector is estimated and the buffered frames are re-embedded."""
+    import echoweave.edge as ew
+    import echoweave.edge.classifier as classifier_module
+    from echoweave.edge.classifier import softmax
+    from tests.conftest import make_fan_clip
+
+    name, _, folder = exported
+    if name != "two_stream":
+        pytest.skip("tdcnn has no derived input")
+    clf = ew.load(folder, runtime="onnxruntime", precision="fp32")
+    assert clf.derived_pairwise and not clf.per_frame
+    calls = []
+    real = classifier_module.derive
+    monkeypatch.setattr(classifier_module, "derive", lambda spec, w, source="window": calls.append(len(w)) or real(spec, w, source))
+    frames = make_fan_clip(t=24, h=48, w=64, seed=3)[0]
+    stream = clf.stream(sector="auto", sector_frames=16)
+    for i, f in enumerate(frames):
+        before = len(calls)
+        pred = stream.push(f)
+        if i not in (0, 15):  # frame 16 re-embeds the buffer after the sector estimate
+            assert calls[before:] == ([2] if i >= clf.frame_stride else []), i
+        if pred is not None:
+            window = np.stack(list(stream._features)[:: stream.stride])
+            calls.clear()
+            np.testing.assert_allclose(pred.probabilities, softmax(clf.forward_window(window)), atol=1e-6)
+            assert calls == [clf.frames] * len(clf.derived_inputs)  # the reference derives the whole window
+            calls.clear()
+    assert stream.sector_updates == 1
+    clf.close()
+
+
 def test_classify_cli(exported, tmp_path, capsys):
     from echoweave.cli import main
     from echoweave.edge.clip import Clip
