@@ -58,7 +58,7 @@ import numpy as np
 
 from echoweave.edge.clip import Clip
 from echoweave.edge.errors import ArtifactError, ClipReadError, EchoweaveError
-from echoweave.edge.derived_inputs import derive, is_pairwise
+from echoweave.edge.derived_inputs import DerivedInputError, derive, is_pairwise, min_frames
 from echoweave.edge.manifest import (
     METHODS,
     STREAMING_METHODS,
@@ -453,6 +453,12 @@ class Classifier:
         x, sector_method = self.preprocess_with_sector(frames, sector, source)  # (N, C, S, S)
         n = len(x)
         warnings = []
+        for spec in self.derived_inputs:
+            # Padding would hand the model a motion input computed between copies of one frame.
+            if n < min_frames(spec["derive"]):
+                raise DerivedInputError(f"{source}: {n} frame{'s' if n != 1 else ''}; this model's "
+                                        f"{spec['name']!r} input ({spec['derive']['kind']}) is computed between "
+                                        f"frames and needs at least {min_frames(spec['derive'])}")
         if n < self.span:  # repeat the last frame (the samplers' short="repeat" policy)
             x = np.concatenate([x, np.repeat(x[-1:], self.span - n, axis=0)])
             warnings.append(f"{n} frame{'s' if n != 1 else ''}, shorter than the model's window of {self.span}: "

@@ -106,6 +106,11 @@ def _lookup(spec: dict) -> Derivation:
     return DERIVATIONS[kind]
 
 
+def min_frames(spec: dict) -> int:
+    """The fewest real frames a window must hold for this kind (2 for motion between frames)."""
+    return _lookup(spec).min_frames
+
+
 def is_pairwise(spec: dict) -> bool:
     """True when the kind's entry ``t`` depends only on frames ``t`` and ``t + 1``."""
     return _lookup(spec).pairwise

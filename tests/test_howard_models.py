@@ -6,6 +6,7 @@ adapters, streaming, `echoweave classify` and `echoweave bench`."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,7 +264,7 @@ def test_classify_cli(exported, tmp_path, capsys):
         assert result["ok"] and result["prediction"]["windows"] == 8 - span + 1, (runtime, result)
 
 
-def test_the_edge_refuses_the_flow_of_one_frame_naming_the_file(exported, tmp_path):
+def test_the_edge_refuses_the_flow_of_one_frame_naming_the_file(exported, tmp_path, capsys):
     import echoweave.edge as ew
 
     name, _, folder = exported
@@ -272,6 +273,28 @@ def test_the_edge_refuses_the_flow_of_one_frame_naming_the_file(exported, tmp_pa
     clf = ew.load(folder, runtime="onnxruntime", precision="fp32")
     with pytest.raises(DerivedInputError, match="loop.dcm: a farneback_flow input needs at least 2 frames, got 1"):
         clf.window_inputs(np.zeros((1, 1, 32, 32), np.float32), "loop.dcm")  # the flow of a single frame
+    # a one-frame clip is refused before padding (its flow would be between copies of one frame) ...
+    from echoweave.edge.clip import Clip
+    from echoweave.train.data.layout_writers import write_dicom
+    from tests.conftest import make_fan_clip
+
+    one = Clip(frames=make_fan_clip(t=1, h=48, w=64, seed=3)[0], fps=25.0, patient_id="P1", source="still.dcm")
+    with pytest.raises(DerivedInputError, match=r"still.dcm: 1 frame; this model's 'flow' input \(farneback_flow\) "
+                                                r"is computed between frames and needs at least 2"):
+        clf.predict(one)
+    # ... and `echoweave classify` reports it for that file and goes on with the others
+    from echoweave.cli import main
+
+    (tmp_path / "scans").mkdir()
+    write_dicom(one, tmp_path / "scans" / "still.dcm")
+    write_dicom(Clip(frames=make_fan_clip(t=3, h=48, w=64, seed=3)[0], fps=25.0, patient_id="P1", source="x"),
+                tmp_path / "scans" / "short.dcm")
+    with pytest.raises(SystemExit) as exit_info:  # 1 of 2 clips failed
+        main(["classify", str(tmp_path / "scans"), "--model", str(folder), "--runtime", "onnxruntime", "--json"])
+    results = {Path(r["path"]).name: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert exit_info.value.code == 1 and not results["still.dcm"]["ok"]
+    assert "needs at least 2" in json.dumps(results["still.dcm"])
+    assert results["short.dcm"]["ok"] and "padded by repeating the last frame" in json.dumps(results["short.dcm"])
     clf.close()
 
 
