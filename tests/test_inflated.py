@@ -120,6 +120,23 @@ def test_inflation_rules_and_shapes():
         inflate_2d_to_3d(nn.Sequential(nn.Conv2d(1, 2, 3), nn.InstanceNorm2d(2)))
 
 
+def test_inflated_start_is_blind_to_the_direction_of_time():
+    """docs/motion.md "i3d and the motion-only pairs": an I3D fresh from the inflation (of a stage-1
+    model or, as `I3D.__init__` does, of a random 2-D one) has every kernel symmetric in time, so with
+    symmetric padding its logits are exactly those of the reversed window; a C3D's random 3-D kernels
+    are not."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 4, 1, 32, 32)
+    for padding in ("replicate", "zeros"):
+        model = I3D(ModelConfig(name="i3d", backbone="tiny", width=4, frames=4, num_classes=3, input_size=32))
+        model.backbone = inflate_2d_to_3d(build_backbone("tiny", 1, 4)[0], time_padding=padding)
+        with torch.no_grad():
+            _close(model.eval()(torch.flip(x, dims=[1])), model(x))
+    c3d = build_model(ModelConfig(name="c3d", backbone="tiny", width=4, frames=4, num_classes=3, input_size=32)).eval()
+    with torch.no_grad():
+        assert float((c3d(torch.flip(x, dims=[1])) - c3d(x)).abs().max()) > 1e-4
+
+
 def test_i3d_model_shapes_and_declarations():
     cfg = ModelConfig(name="i3d", backbone="tiny", width=8, frames=4, input_size=32, num_classes=5)
     model = build_model(cfg).eval()
