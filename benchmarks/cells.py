@@ -167,9 +167,12 @@ def setup_cell(cell: Cell, folder: Path, manifest: dict, frames: np.ndarray, cfg
             cell.notes.append("no streaming split: each streamed frame recomputes forward on the whole window")
     kinds = sorted({spec["derive"]["kind"] for spec in getattr(clf, "derived_inputs", [])})
     # Computed on the CPU before each forward (echoweave.edge.derived_inputs): part of the cost.
-    if kinds and (cell.mode == "window" or not clf.per_frame):
-        what = "each streamed frame" if cell.mode == "stream" else "each window"
-        cell.notes.append(f"{what} includes computing the derived inputs of the window ({', '.join(kinds)})")
+    if kinds and cell.mode == "window":
+        cell.notes.append(f"each window includes computing the derived inputs of the window ({', '.join(kinds)})")
+    elif kinds and not clf.per_frame:
+        cell.notes.append(f"each streamed frame includes computing its derived inputs ({', '.join(kinds)}): "
+                          + ("one frame pair per frame, the window's other pairs kept from earlier frames"
+                             if clf.derived_pairwise else "the whole window's"))
     t0 = time.perf_counter_ns()
     cell.call()
     cell.first_ms = (time.perf_counter_ns() - t0) / 1e6

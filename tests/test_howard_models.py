@@ -307,5 +307,8 @@ def test_bench_notes_the_flow_in_the_stream_cost(exported, tmp_path):
           "--out", str(tmp_path / "b")])
     cells = {c["mode"]: c for c in json.loads((tmp_path / "b" / "perf.json").read_text())["cells"]}
     assert cells["window"]["latency_ms"]["median"] > 0 and cells["stream"]["latency_ms"]["median"] > 0
-    flow_note = "each streamed frame includes computing the derived inputs of the window (farneback_flow)"
+    flow_note = ("each streamed frame includes computing its derived inputs (farneback_flow): one frame pair per "
+                 "frame, the window's other pairs kept from earlier frames")
     assert (flow_note in cells["stream"]["notes"]) == (name == "two_stream")
+    window_note = "each window includes computing the derived inputs of the window (farneback_flow)"
+    assert (window_note in cells["window"]["notes"]) == (name == "two_stream")
