@@ -61,6 +61,11 @@ class ModelConfig:
             that a default config, T = 4, builds; the paper's numbers are in its recipe.)
         spatial_frames: ``two_stream``: the first frames of the window its spatial stream sees
             (None = all ``frames``; 20 of a 41-frame window in Howard et al.).
+        lstm_hidden: ``stfm``: hidden size of its temporal stream's LSTM (512 in the EV9V
+            reference, bgx666/stfm).
+        lstm_layers: ``stfm``: stacked LSTM layers (2 in the reference).
+        stream_dim: ``stfm``: size of each stream's embedding and of the fused layer before the
+            classifier (128 in the reference: 128 + 128 -> 128 -> K).
     """
 
     name: str = "tfw"
@@ -87,13 +92,16 @@ class ModelConfig:
     flow_pairs: int | None = None
     flow_chunks: int | None = None
     spatial_frames: int | None = None
+    lstm_hidden: int = 512
+    lstm_layers: int = 2
+    stream_dim: int = 128
 
     def __post_init__(self) -> None:
         self.mean = tuple(float(m) for m in self.mean)
         self.std = tuple(float(s) for s in self.std)
         for key in ("num_classes", "frames", "input_size", "in_channels", "gru_hidden",
                     "gru_layers", "attention_heads", "attention_fc_dim", "width", "frame_stride",
-                    "tdcnn_channels"):
+                    "tdcnn_channels", "lstm_hidden", "lstm_layers", "stream_dim"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"ModelConfig.{key} must be >= 1, got {getattr(self, key)!r}")
         for key in ("flow_pairs", "flow_chunks"):
