@@ -135,3 +135,63 @@ def test_exported_graph_has_no_lstm_node():
     ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
     assert not any("lstm" in op or "select" in op or "index" in op for op in ops), sorted(ops)
     torch.testing.assert_close(program.module()(*model.example_inputs()), model(*model.example_inputs()))
+
+
+# ---- the evidential loss reedl -----------------------------------------------------------------
+def test_reedl_matches_a_hand_computation():
+    from echoweave.train.engine.losses import evidential_uncertainty, reedl_loss
+
+    # logits (0, 1, -1), target 1: evidence softplus = (ln 2, ln(1 + e), ln(1 + 1/e))
+    # = (0.693147, 1.313262, 0.313262), S = 2.319671; with lambda1 = 1 every denominator is
+    # S + 0.8 * 3 = 4.719671, p = (1.493147, 2.113262, 1.113262) / 4.719671
+    # = (0.316367, 0.447756, 0.235877); loss = 0.316367^2 + 0.552244^2 + 0.235877^2 = 0.460699.
+    logits, target = torch.tensor([[0.0, 1.0, -1.0]]), torch.tensor([1])
+    assert reedl_loss(logits, target).item() == pytest.approx(0.460699, abs=1e-6)
+    # lambda1 = 0.5: denominators e_k + 0.5 (S - e_k) + 2.4 -> p = (0.382230, 0.501193, 0.299548)
+    assert reedl_loss(logits, target, relax=0.5).item() == pytest.approx(0.484638, abs=1e-6)
+    # uncertainty K * 0.8 / sum(alpha) = 2.4 / 4.719671
+    assert evidential_uncertainty(logits).item() == pytest.approx(0.508510, abs=1e-6)
+    # the batch mean: a second, identical row leaves it unchanged
+    assert reedl_loss(logits.repeat(2, 1), target.repeat(2)).item() == pytest.approx(0.460699, abs=1e-6)
+
+
+def test_reedl_on_perfect_terrible_and_no_evidence():
+    from echoweave.train.engine.losses import evidential_uncertainty, reedl_loss
+
+    target = torch.tensor([0])
+    right, wrong = torch.tensor([[1e4, -1e4, -1e4]]), torch.tensor([[-1e4, 1e4, -1e4]])
+    none = torch.full((1, 3), -100.0)
+    assert reedl_loss(right, target).item() < 1e-6  # all evidence on the target: p -> one-hot
+    assert reedl_loss(wrong, target).item() == pytest.approx(2.0, abs=1e-3)  # all on another class
+    assert reedl_loss(none, target).item() == pytest.approx(2 / 3, abs=1e-6)  # uniform: (K - 1) / K
+    assert evidential_uncertainty(none).item() == pytest.approx(1.0, abs=1e-6)
+    assert evidential_uncertainty(right).item() < 1e-3
+
+
+def test_reedl_gradients_are_finite_and_point_to_the_target():
+    from echoweave.train.engine.losses import reedl_loss
+
+    logits = torch.tensor([[0.0, 1.0, -1.0], [50.0, -80.0, 3.0], [-1e4, 1e4, 0.0]], requires_grad=True)
+    loss = reedl_loss(logits, torch.tensor([0, 0, 2]))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+    assert logits.grad[0, 0] < 0 and logits.grad[0, 1] > 0  # more evidence for the target lowers it
+
+
+def test_loss_is_a_training_option():
+    import torch.nn.functional as F
+
+    from echoweave.train.config import OptimConfig, TrainConfig
+    from echoweave.train.engine.losses import reedl_loss, training_loss
+
+    logits, target = torch.randn(4, 5), torch.tensor([0, 1, 2, 4])
+    ce = OptimConfig(label_smoothing=0.1)
+    assert training_loss(logits, target, ce) == F.cross_entropy(logits, target, label_smoothing=0.1)
+    evidential = TrainConfig.from_dict({"optim": {"loss": "reedl", "evidence_prior": 0.5, "evidence_relax": 0.9}})
+    assert training_loss(logits, target, evidential.optim) == reedl_loss(logits, target, relax=0.9, prior=0.5)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        OptimConfig(loss="focal")
+    with pytest.raises(ValueError, match="label_smoothing applies to cross_entropy only"):
+        OptimConfig(loss="reedl", label_smoothing=0.1)
+    with pytest.raises(ValueError, match="evidence_prior must be > 0"):
+        OptimConfig(loss="reedl", evidence_prior=0.0)

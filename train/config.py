@@ -67,6 +67,10 @@ class DataConfig:
     derived_cache_gb: float = 4.0
 
 
+#: Training losses (`echoweave.train.engine.losses.training_loss`).
+LOSSES = ("cross_entropy", "reedl")
+
+
 @dataclass
 class OptimConfig:
     """Optimiser and one-cycle schedule (the paper: SGD in stage 1, Adam in stage 2).
@@ -84,6 +88,15 @@ class OptimConfig:
         weight_decay: L2 regularisation (SGD, Adam) or decoupled weight decay (AdamW).
         label_smoothing: Cross-entropy label smoothing.
         grad_clip: Clip the gradient norm to this value (0 = off).
+        loss: ``cross_entropy`` (the default) or ``reedl``: the evidential loss of EV9V's STFM
+            (bgx666/stfm ``losses.py``): squared error between the one-hot target and the relaxed
+            Dirichlet probability of the evidence ``softplus(logits)``
+            (`echoweave.train.engine.losses.reedl_loss`).
+        evidence_prior: ``reedl``: evidence every class starts with (the reference's ``lamb2``,
+            0.8); the Dirichlet parameters are ``softplus(logits) + evidence_prior``. The edge's
+            evidential fusion of key clips uses the same value.
+        evidence_relax: ``reedl``: weight of the other classes' evidence in the relaxed
+            probability (the reference's ``lamb1``, 1.0: the plain Dirichlet mean).
     """
 
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
@@ -95,6 +108,19 @@ class OptimConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
     grad_clip: float = 0.0
+    loss: Literal["cross_entropy", "reedl"] = "cross_entropy"
+    evidence_prior: float = 0.8
+    evidence_relax: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"OptimConfig.loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.evidence_prior <= 0 or self.evidence_relax < 0:
+            raise ValueError(f"OptimConfig.evidence_prior must be > 0 and evidence_relax >= 0, got "
+                             f"{self.evidence_prior!r} and {self.evidence_relax!r}")
+        if self.loss != "cross_entropy" and self.label_smoothing:
+            raise ValueError(f"OptimConfig.label_smoothing applies to cross_entropy only; loss {self.loss!r} "
+                             f"has none (got label_smoothing={self.label_smoothing!r})")
 
 
 @dataclass

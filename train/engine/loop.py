@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from echoweave.edge.errors import EchoweaveError
 from echoweave.train.config import OptimConfig
+from echoweave.train.engine.losses import training_loss
 from echoweave.train.engine.runtime import Runtime, all_reduce_sum
 
 
@@ -66,7 +66,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, rt: Runtime, optim: Opt
         derived = [d.to(rt.device, non_blocking=True) for d in batch.get("derived", ())]
         with rt.autocast():
             logits = model(x, *derived)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=optim.label_smoothing)
+            loss = training_loss(logits, y, optim)  # optim.loss: cross_entropy or reedl
         if not torch.isfinite(loss):
             raise EchoweaveError(f"loss became {loss.item()} at epoch {epoch}; stopping before any "
                                  "checkpoint is overwritten (lower the learning rate or check the data)")
