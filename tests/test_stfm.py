@@ -195,3 +195,63 @@ def test_loss_is_a_training_option():
         OptimConfig(loss="reedl", label_smoothing=0.1)
     with pytest.raises(ValueError, match="evidence_prior must be > 0"):
         OptimConfig(loss="reedl", evidence_prior=0.0)
+
+
+# ---- evidential fusion on the edge (numpy) -----------------------------------------------------
+def test_fuse_matches_a_hand_computation():
+    import numpy as np
+
+    from echoweave.edge.evidential import fuse
+
+    # clip 1 logits (0, 1, -1) -> evidence (0.693147, 1.313262, 0.313262); clip 2 (2, 0, 0) ->
+    # (2.126928, 0.693147, 0.693147); alpha summed over both clips with 0.8 each:
+    # (4.420075, 3.606409, 2.606409), S = 10.632893.
+    class_id, probs, uncertainty = fuse(np.array([[0.0, 1.0, -1.0], [2.0, 0.0, 0.0]]))
+    assert class_id == 0
+    np.testing.assert_allclose(probs, [0.415698, 0.339175, 0.245127], atol=1e-6)
+    assert uncertainty == pytest.approx(3 / 10.632893, abs=1e-7)  # K / S = 0.282143
+    # another prior moves every alpha: S = evidence total 5.832893 + 2 clips x 3 classes x 0.5
+    assert fuse(np.array([[0.0, 1.0, -1.0], [2.0, 0.0, 0.0]]), prior=0.5).uncertainty == pytest.approx(
+        3 / 8.832893, abs=1e-7)
+
+
+def test_fuse_scale_and_edge_cases():
+    import numpy as np
+
+    from echoweave.edge.evidential import fuse
+
+    one = fuse(np.full((1, 4), -200.0))  # no evidence at all: alpha = prior for every class
+    np.testing.assert_allclose(one.probabilities, 0.25)
+    assert one.uncertainty == pytest.approx(4 / (4 * 0.8))  # 1.25: K / S is not capped at 1
+    clip = np.array([[3.0, -1.0, 0.5]])
+    single, tenfold = fuse(clip), fuse(np.repeat(clip, 10, axis=0))
+    assert tenfold.class_id == single.class_id == 0
+    np.testing.assert_allclose(tenfold.probabilities, single.probabilities)
+    assert tenfold.uncertainty == pytest.approx(single.uncertainty / 10)  # N clips divide it by N
+    # one confident clip outweighs two that lean mildly the other way (a mean of softmaxes would not)
+    mixed = np.array([[8.0, -8.0], [-0.5, 0.5], [-0.5, 0.5]])
+    assert fuse(mixed).class_id == 0
+    assert (np.exp(mixed) / np.exp(mixed).sum(1, keepdims=True))[1:].mean(0).argmax() == 1
+    with pytest.raises(ValueError, match="shape \\(clips, classes\\)"):
+        fuse(np.zeros(3))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        fuse(np.array([[0.0, np.nan]]))
+
+
+def test_key_clips_are_evenly_spread():
+    import numpy as np
+
+    from echoweave.edge.evidential import key_clip_starts, reference_key_clip_frames
+
+    # 100 frames, windows of 21 (5 frames, stride 5): starts linspace(0, 79, 10), rounded
+    np.testing.assert_array_equal(key_clip_starts(100, 21), [0, 9, 18, 26, 35, 44, 53, 61, 70, 79])
+    np.testing.assert_array_equal(key_clip_starts(15, 21), np.zeros(10))  # shorter than a window
+    np.testing.assert_array_equal(key_clip_starts(30, 21, count=3), [0, 4, 9])  # linspace(0, 9, 3) = 0, 4.5, 9
+    assert len(key_clip_starts(22, 21)) == 10  # always `count` clips: positions repeat
+    frames = reference_key_clip_frames(100, frames=5, stride=5)  # centres 0, 11, ..., 99
+    assert frames.shape == (10, 5)
+    np.testing.assert_array_equal(frames[0], [0, 0, 0, 5, 10])
+    np.testing.assert_array_equal(frames[1], [1, 6, 11, 16, 21])
+    np.testing.assert_array_equal(frames[-1], [89, 94, 99, 99, 99])
+    with pytest.raises(ValueError, match=">= 1"):
+        key_clip_starts(0, 21)
