@@ -117,7 +117,9 @@ def find_clips(path: str | Path) -> list[Path]:
 
 
 def classify_file(classifier: Classifier, path: str | Path, *, hop: int = 1, timeline_min_s: float = 10.0,
-                  smooth: int = 5, min_segment_s: float = 1.0, fps: float | None = None) -> FileResult:
+                  smooth: int = 5, min_segment_s: float = 1.0, fps: float | None = None,
+                  uncertain_as: str | None = None, view_change_s: float = 0.0,
+                  view_change_threshold: float = 0.15) -> FileResult:
     """Read and classify one clip; never raises for a bad clip (the error goes into the result).
 
     Args:
@@ -125,7 +127,9 @@ def classify_file(classifier: Classifier, path: str | Path, *, hop: int = 1, tim
         path: a DICOM/video file, an image, or a frame folder.
         hop: frames between window starts.
         timeline_min_s: recordings at least this long also get a timeline (inf = never, 0 = always).
-        smooth, min_segment_s: timeline smoothing (see `build_timeline`).
+        smooth, min_segment_s, uncertain_as, view_change_s, view_change_threshold: timeline
+            smoothing, the label of uncertain windows (None keeps their argmax view) and the
+            view-change rule that also marks windows uncertain (see `build_timeline`).
         fps: frame rate for frame folders (which carry none).
     """
     path = Path(path)
@@ -142,7 +146,9 @@ def classify_file(classifier: Classifier, path: str | Path, *, hop: int = 1, tim
     result = FileResult(str(path), pred, frames=clip.num_frames, fps=clip.fps, duration_s=clip.duration_s)
     if clip.duration_s >= timeline_min_s:
         result.windows = windows
-        result.timeline = build_timeline(windows, classifier.class_names, smooth=smooth, min_segment_s=min_segment_s)
+        result.timeline = build_timeline(windows, classifier.class_names, smooth=smooth, min_segment_s=min_segment_s,
+                                         uncertain_as=uncertain_as, view_change_s=view_change_s,
+                                         view_change_threshold=view_change_threshold)
     return result
 
 

@@ -24,9 +24,17 @@ Time model: a prediction at time t_i covers [t_i, t_{i+1}); the last one covers 
 A segment runs from its first window's time to the next segment's first window's time, so the
 segments tile [t_0, t_last + step) exactly and per-view times sum to the total.
 
-Optionally (``uncertain_as="uncertain"``), windows whose prediction is flagged uncertain
+Optionally (``uncertain_as=BACKGROUND``), windows whose prediction is flagged uncertain
 become their own pseudo-view (class id -1) instead of the argmax view, the analogue of the
-paper's "background search or transition" class.
+paper's "background search or transition" class. The view classifier has no such class, and a
+softmax is often confident on frames that show no standard view, so with ``view_change_s`` a
+second signal marks windows too: where the model's belief is *changing* (`view_change`: the
+Jensen-Shannon divergence between its mean probabilities over the ``view_change_s`` seconds
+before and after the window, above ``view_change_threshold``), i.e. the probe is moving from one
+view to the next. `echoweave classify` does both by default (1 s, 0.15 nats: chosen on phantom
+development scans, `docs/workflow_phantom.md`); `scan_workflow` counts that time as its own
+class but leaves it out of the view order and the view-to-view transitions. A direct cut
+between two views (no probe movement) then also shows as about a second of background.
 """
 from __future__ import annotations
 
@@ -41,7 +49,11 @@ import numpy as np
 
 from echoweave.edge.atomic import atomic_path, write_text_atomic
 
-__all__ = ["Segment", "Timeline", "build_timeline", "mode_filter", "merge_short_runs", "workflow_stats"]
+__all__ = ["BACKGROUND", "Segment", "Timeline", "build_timeline", "is_background", "mode_filter", "merge_short_runs",
+           "scan_workflow", "view_change", "workflow_stats"]
+
+#: Label of time showing no standard view (probe moving between views, searching); class id -1.
+BACKGROUND = "background"
 
 
 @dataclass
@@ -83,12 +95,17 @@ class Timeline:
     def stats(self) -> dict:
         return workflow_stats(self.segments)
 
+    @property
+    def workflow(self) -> dict:
+        """`scan_workflow` of the segments: the statistics plus order, visits and view transitions."""
+        return scan_workflow(self.segments)
+
     def to_dict(self) -> dict:
         return {"segments": [s.to_dict() for s in self.segments], "stats": self.stats, "params": self.params}
 
     def write_json(self, path: str | Path) -> Path:
-        """Write segments, statistics and parameters as JSON (atomically)."""
-        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write segments, statistics, parameters and the `workflow` as JSON (atomically)."""
+        return write_text_atomic(path, json.dumps({**self.to_dict(), "workflow": self.workflow}, indent=2) + "\n")
 
     def to_csv(self) -> str:
         """Segments as CSV text: view, class_id, start_s, end_s, duration_s, windows, mean_confidence."""
@@ -170,10 +187,41 @@ def merge_short_runs(labels: np.ndarray, bounds: np.ndarray, min_duration: float
         labels[runs[i][1] : runs[i][2]] = target
 
 
+def view_change(times: np.ndarray, probabilities: np.ndarray, half_s: float) -> np.ndarray:
+    """How much the model's belief changes around each window: the Jensen-Shannon divergence (nats,
+    0 .. ln 2) between the mean probabilities of the windows in ``[t - half_s, t)`` and in
+    ``[t, t + half_s]``. High while the probe moves from one view to the next.
+
+    Args:
+        times: ``(N,)`` increasing window times in seconds.
+        probabilities: ``(N, K)`` per-window class probabilities.
+        half_s: seconds on each side.
+
+    Returns:
+        ``(N,)`` float64; the first window (nothing before it) compares itself with what follows.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    p = np.asarray(probabilities, dtype=np.float64)  # (N, K)
+    csum = np.concatenate([np.zeros((1, p.shape[1])), np.cumsum(p, axis=0)])  # (N + 1, K)
+    idx = np.arange(len(t))
+    lo = np.searchsorted(t, t - half_s, side="left")
+    hi = np.searchsorted(t, t + half_s, side="right")
+    before = (csum[idx] - csum[lo]) / np.maximum(idx - lo, 1)[:, None]
+    before[idx == lo] = p[idx == lo]
+    after = (csum[hi] - csum[idx]) / (hi - idx)[:, None]
+    mid = (before + after) / 2
+
+    def kl(a, b):
+        return np.sum(np.where(a > 0, a * np.log(np.maximum(a, 1e-300) / np.maximum(b, 1e-300)), 0.0), axis=1)
+
+    return 0.5 * kl(before, mid) + 0.5 * kl(after, mid)
+
+
 def build_timeline(predictions: Sequence, class_names: Sequence[str] | None = None, *, smooth: int = 5,
                    min_segment_s: float = 1.0, uncertain_as: str | None = None,
                    times: Sequence[float] | None = None, class_ids: Sequence[int] | None = None,
-                   confidences: Sequence[float] | None = None) -> Timeline:
+                   confidences: Sequence[float] | None = None, view_change_s: float = 0.0,
+                   view_change_threshold: float = 0.15) -> Timeline:
     """Smooth per-window predictions into segments.
 
     Args:
@@ -183,6 +231,10 @@ def build_timeline(predictions: Sequence, class_names: Sequence[str] | None = No
         min_segment_s: shortest segment kept, seconds (0 = off).
         uncertain_as: label for uncertain windows (None = keep their argmax view).
         times, class_ids, confidences: the same facts as arrays, instead of ``predictions``.
+        view_change_s: with ``uncertain_as``, also treat as uncertain the windows where the
+            model's belief is changing: `view_change` over this many seconds on each side above
+            ``view_change_threshold`` (0 = off; needs ``predictions``, which carry probabilities).
+        view_change_threshold: Jensen-Shannon divergence in nats (0 .. ln 2 = 0.69).
 
     Returns:
         A `Timeline`.
@@ -204,6 +256,13 @@ def build_timeline(predictions: Sequence, class_names: Sequence[str] | None = No
         raise ValueError("prediction times must be strictly increasing")
     labels = np.asarray(class_ids, dtype=np.int64).copy()
     conf = np.asarray(confidences, dtype=np.float64)
+    params = {"smooth": smooth, "min_segment_s": min_segment_s, "uncertain_as": uncertain_as}
+    if view_change_s > 0:
+        if uncertain_as is None or not predictions:
+            raise ValueError("view_change_s needs uncertain_as and predictions (with probabilities)")
+        change = view_change(t, np.stack([p.probabilities for p in predictions]), view_change_s)
+        uncertain = uncertain | (change > view_change_threshold)
+        params.update(view_change_s=view_change_s, view_change_threshold=view_change_threshold)
     if uncertain_as is not None:
         labels[uncertain] = -1
         names[-1] = uncertain_as
@@ -214,8 +273,13 @@ def build_timeline(predictions: Sequence, class_names: Sequence[str] | None = No
         labels = merge_short_runs(labels, bounds, min_segment_s)
     segments = [Segment(names.get(int(lab), str(int(lab))), int(lab), float(bounds[a]), float(bounds[b]), b - a,
                         float(conf[a:b].mean())) for lab, a, b in _runs(labels)]
-    return Timeline(segments, {"smooth": smooth, "min_segment_s": min_segment_s, "uncertain_as": uncertain_as,
-                               "step_s": step})
+    return Timeline(segments, {**params, "step_s": step})
+
+
+def is_background(segment: Segment) -> bool:
+    """True for time that shows no standard view: the uncertain pseudo-view (class id -1) or a
+    segment labelled `BACKGROUND` (ground truth)."""
+    return segment.class_id < 0 or segment.view == BACKGROUND
 
 
 def workflow_stats(segments: Sequence[Segment]) -> dict:
@@ -240,6 +304,38 @@ def workflow_stats(segments: Sequence[Segment]) -> dict:
                          "segments": v["segments"], "mean_confidence": v["_conf"] / max(v["_windows"], 1)}
     return {"total_s": total, "segments": len(segments), "transitions": max(len(segments) - 1, 0),
             "views_seen": len(per_view), "sequence": [s.view for s in segments], "per_view": ordered}
+
+
+def scan_workflow(segments: Sequence[Segment]) -> dict:
+    """`workflow_stats` plus what a sonographer or a trainer asks of a whole examination: which
+    views in what order, how many visits to each, and the view-to-view transitions.
+
+    Background (`is_background`) is a class of time like a view (it has a ``per_view`` entry)
+    but is left out of ``order``, ``visit_sequence`` and ``view_transitions``: going A ->
+    background -> B is one view transition A -> B. (`workflow_stats` itself is unchanged: the
+    Kotlin core ports it against golden files.)
+
+    Returns:
+        `workflow_stats` with, in addition, ``"order"`` (standard views by first appearance),
+        ``"visit_sequence"`` (standard views visited in order, background removed and repeats
+        merged), ``"view_transitions"`` (``[from, to, count]`` in order of first occurrence),
+        ``"background_s"`` and, per ``per_view`` entry, ``"visits"`` (times the view enters the
+        visit sequence: A, background, A is one visit of A in two segments; for background, its
+        segments), ``"first_s"`` (start of its first segment) and ``"mean_visit_s"``.
+    """
+    stats = workflow_stats(segments)
+    visits = [s.view for s in segments if not is_background(s)]
+    visits = [v for i, v in enumerate(visits) if i == 0 or v != visits[i - 1]]
+    for view, v in stats["per_view"].items():
+        mine = [s for s in segments if s.view == view]
+        n = len(mine) if is_background(mine[0]) else visits.count(view)
+        v.update(visits=n, first_s=mine[0].start_s, mean_visit_s=v["time_s"] / n)
+    pairs: dict[tuple[str, str], int] = {}
+    for a, b in zip(visits, visits[1:]):
+        pairs[a, b] = pairs.get((a, b), 0) + 1
+    return {**stats, "order": list(dict.fromkeys(visits)), "visit_sequence": visits,
+            "view_transitions": [[a, b, n] for (a, b), n in pairs.items()],
+            "background_s": float(sum(s.duration_s for s in segments if is_background(s)))}
 
 
 def plot_timeline(timeline: Timeline, path: str | Path, title: str = "") -> Path:

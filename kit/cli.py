@@ -27,6 +27,7 @@ from echoweave.commands import demo as demo_cmd
 from echoweave.commands import export as export_cmd
 from echoweave.commands import models as models_cmd
 from echoweave.commands import train as train_cmd
+from echoweave.commands import workflow as workflow_cmd
 
 COMMANDS = {
     "data": {"_help": "Look at datasets on disk and write synthetic ones.",
@@ -39,6 +40,8 @@ COMMANDS = {
     "export": export_cmd.export,
     "classify": classify_cmd.classify,
     "bench": bench_cmd.bench,
+    "workflow": {"_help": "Full-length scans: predicted workflows against their ground truth.",
+                 "compare": workflow_cmd.compare},
 }
 
 # `echoweave --print_completion shtab-bash` (zsh, fish, ...) prints a completion script (shtab).
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None):
 
 def _subcommand(args: list[str]) -> str:
     words = [a for a in args[:2] if not a.startswith("-")]
-    return " ".join(words[:2] if words[:1] == ["data"] else words[:1]) or "echoweave"
+    return " ".join(words[:2] if words[:1] in (["data"], ["workflow"]) else words[:1]) or "echoweave"
 
 
 if __name__ == "__main__":

@@ -95,21 +95,31 @@ def timeline_paths(out: Path, results, root: Path) -> dict[str, Path]:
 
 
 def _print_timeline(tl) -> None:
-    st = tl.stats
+    st = tl.workflow
     shares = ", ".join(f"{v} {d['time_s']:.1f} s ({100 * d['share']:.0f}%)" for v, d in st["per_view"].items())
     print(f"    timeline: {st['segments']} segments, {st['transitions']} transitions over {st['total_s']:.1f} s: {shares}")
+    visits = ", ".join(f"{v} x{st['per_view'][v]['visits']}" for v in st["order"])
+    print(f"    workflow: {len(st['visit_sequence'])} visits, {max(len(st['visit_sequence']) - 1, 0)} view transitions, "
+          f"background {st['background_s']:.1f} s; order {visits or '-'}")
 
 
 def classify(path: str, model: str = "", runtime: RuntimeName | None = None,
              precision: Literal["fp32", "fp16", "int8"] | None = None, json: bool = False,
              csv: str | None = None, timeline: str | None = None, hop: int = 1, timeline_min_s: float = 10.0,
-             fps: float | None = None, threads: int = 0, progress: bool = True) -> None:
+             fps: float | None = None, threads: int = 0, progress: bool = True, background: bool = True,
+             view_change_s: float = 1.0, view_change_threshold: float = 0.15) -> None:
     """Classify the view of echo clips with an exported model (no torch needed).
 
     PATH is a DICOM file, a video file, a folder of frames, or a folder of any of these
     (searched recursively). Each clip prints its predicted view, confidence, an UNCERTAIN flag
     (confidence below the manifest's threshold), the runtime and the latency; recordings of at
-    least --timeline_min_s seconds also get a scan timeline and workflow statistics.
+    least --timeline_min_s seconds also get a scan timeline and workflow statistics (time, share
+    and visits per view, the order of views, view-to-view transitions). The model has no
+    background class, so in timelines ``background`` time (probe moving, no standard view) is
+    where the model is unsure (confidence below the manifest's uncertain_threshold) or where its
+    belief is changing (the Jensen-Shannon divergence between its mean probabilities over the
+    --view_change_s seconds before and after a window above --view_change_threshold), unless
+    --no-background.
 
     Args:
         path: DICOM/video file, frame folder, or a folder tree of them.
@@ -126,6 +136,12 @@ def classify(path: str, model: str = "", runtime: RuntimeName | None = None,
         fps: Frame rate of frame folders (they carry none; default 30).
         threads: Runtime threads (ONNX Runtime, LiteRT; 0 = the runtime's default).
         progress: Show a progress bar when there are several clips (--no-progress hides it).
+        background: In timelines, uncertain and view-changing windows are ``background`` time
+            (--no-background: their most likely view).
+        view_change_s: Seconds before and after a window compared by the view-change rule (0 = off:
+            only uncertain windows are background).
+        view_change_threshold: Jensen-Shannon divergence (nats, 0 to 0.69) above which a window counts as
+            changing view.
     """
     if not model:
         raise EchoweaveError("--model is required (an exported artifacts/<model_id> folder holding manifest.json)")
@@ -136,16 +152,23 @@ def classify(path: str, model: str = "", runtime: RuntimeName | None = None,
         raise EchoweaveError(f"--threads must be 0 (the runtime's default) or a positive count, got {threads}")
     if hop < 1:
         raise EchoweaveError(f"--hop must be at least 1 frame, got {hop}")
+    if view_change_s < 0 or not 0 <= view_change_threshold <= math.log(2):
+        raise EchoweaveError(f"--view_change_s must be >= 0 and --view_change_threshold in [0, ln 2 = 0.693], got "
+                             f"{view_change_s} and {view_change_threshold}")
     if csv:
         check_output_file(csv, "--csv", (".csv",), Path(path))
     if timeline:
         check_output_file(timeline, "--timeline", (".png",), Path(path))
     from echoweave.edge.batch import classify_paths
     from echoweave.edge.classifier import load
+    from echoweave.edge.timeline import BACKGROUND
 
     clf = load(model, runtime=runtime, precision=precision, threads=threads or None)
     results = classify_paths(clf, path, progress=None if progress and not json else False, hop=hop, fps=fps,
-                             timeline_min_s=0.0 if timeline else timeline_min_s)
+                             timeline_min_s=0.0 if timeline else timeline_min_s,
+                             uncertain_as=BACKGROUND if background else None,
+                             view_change_s=view_change_s if background else 0.0,
+                             view_change_threshold=view_change_threshold)
     if not results:
         print(f"echoweave: error: {path}: no DICOM, video or frame folder found", file=sys.stderr)
         raise SystemExit(1)
@@ -162,7 +185,9 @@ def classify(path: str, model: str = "", runtime: RuntimeName | None = None,
         _write_csv(Path(csv), results)
     if json:
         doc = {"model": clf.describe(), "results": [r.to_dict() for r in results]}
-        for d in doc["results"]:
+        for r, d in zip(results, doc["results"]):
+            if r.timeline is not None:
+                d["workflow"] = r.timeline.workflow
             if d["path"] in written:
                 d["timeline_png"] = written[d["path"]]
         print(json_lib.dumps(doc, indent=2, allow_nan=False))

@@ -2,6 +2,7 @@
 
     echoweave data inspect PATH [--json]
     echoweave data synth --out FOLDER [--layout ned|ev9v|dicom|video] [--patients 10]
+    echoweave data synth --out FOLDER --layout video --scan_s 120 --patients 12 --seed 1   # full-length scans
 """
 from __future__ import annotations
 
@@ -49,10 +50,15 @@ SYNTH_LAYOUTS = ("ned", "ev9v", "dicom", "video")
 
 def synth(*, out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned", patients: int = 10,
           clips_per_view: int = 2, num_frames: int = 32, height: int = 112, width: int = 112, difficulty: float = 0.3,
-          burned_in_text: bool = True, ecg_strip: bool = True, fps: float = 30.0, seed: int = 0) -> None:
+          burned_in_text: bool = True, ecg_strip: bool = True, fps: float = 30.0, seed: int = 0,
+          scan_s: float = 0.0) -> None:
     """Generate the synthetic echo phantom (12 NED views) and write it in a real on-disk layout.
 
     Prints a JSON summary (counts, seconds) and also writes it to ``OUT/phantom_summary.json``.
+    With --scan_s, writes full-length examinations instead of clips: one per patient, several
+    views in a row with background (probe moving, no standard view) between them, each
+    recording with a ``<name>.truth.json`` of its true segments beside it (for `echoweave
+    workflow compare`). Patients of another --seed than the training data's are unseen.
 
     Args:
         out: destination folder (must not exist or be empty); required.
@@ -69,6 +75,8 @@ def synth(*, out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned",
         ecg_strip: draw a static ECG trace below the fan.
         fps: frame rate written with the clips.
         seed: generator seed (same seed, same bytes).
+        scan_s: seconds per full-length examination (0 = write clips); layout dicom or video only;
+            --clips_per_view and --num_frames do not apply.
     """
     import time
     from pathlib import Path
@@ -83,6 +91,17 @@ def synth(*, out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned",
     cfg = PhantomConfig(num_patients=patients, clips_per_view=clips_per_view, num_frames=num_frames, fps=fps,
                         height=height, width=width, difficulty=difficulty, burned_in_text=burned_in_text,
                         ecg_strip=ecg_strip, seed=seed)
+    if scan_s:
+        from echoweave.train.data.scans import write_phantom_scans
+
+        if layout not in ("dicom", "video") or scan_s < 0:
+            raise EchoweaveError(f"{out}: --scan_s {scan_s} writes recordings: give --layout dicom or video and "
+                                 "a positive number of seconds")
+        summary = {"layout": layout, "patients": patients,
+                   **write_phantom_scans(out, cfg, patients, scan_s, ".dcm" if layout == "dicom" else ".mp4")}
+        write_text_atomic(Path(out) / "phantom_summary.json", _json.dumps(summary, indent=2) + "\n")
+        print(_json.dumps({k: v for k, v in summary.items() if k != "recordings"}, indent=2))
+        return
     t0 = time.time()
     counts = {"clips": 0, "frames": 0}
 

@@ -14,13 +14,16 @@ from echoweave.train.data.phantom.generate import (
     ClipParams,
     PhantomConfig,
     PhantomPatient,
+    ScanPlan,
     clip_params,
     clip_phases,
     generate_clip,
     generate_dataset,
     generate_recording,
+    generate_scan,
     iter_dataset,
     make_patient,
+    plan_scan,
     render_at_phases,
     render_frames,
     sector_mask,
@@ -28,7 +31,8 @@ from echoweave.train.data.phantom.generate import (
 )
 
 __all__ = [
-    "MOTION_ONLY_PAIRS", "VIEWS", "ClipParams", "PhantomConfig", "PhantomPatient", "clip_params", "clip_phases",
-    "generate_clip", "generate_dataset", "generate_recording", "iter_dataset", "make_patient", "render_at_phases", "render_frames",
+    "MOTION_ONLY_PAIRS", "VIEWS", "ClipParams", "PhantomConfig", "PhantomPatient", "ScanPlan", "clip_params",
+    "clip_phases", "generate_clip", "generate_dataset", "generate_recording", "generate_scan", "iter_dataset",
+    "make_patient", "plan_scan", "render_at_phases", "render_frames",
     "sector_mask", "view_id",
 ]

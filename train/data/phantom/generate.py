@@ -18,13 +18,14 @@ import numpy as np
 
 from echoweave.edge.clip import Clip
 from echoweave.edge.errors import EchoweaveError
+from echoweave.edge.timeline import BACKGROUND
 from echoweave.edge.views import NED12
 from echoweave.train.data.phantom.anatomy import VIEWS, Levels, draw_anatomy
 from echoweave.train.data.phantom.cycle import CycleState, cardiac_phases
 from echoweave.train.data.phantom.scanner import FanGrid, anatomy_coordinates, bmode, screen_overlay, speckle
 
 # Second word of every seed, so patient, clip and frame streams never collide.
-_TAG_PATIENT, _TAG_CLIP, _TAG_FRAME = 0x50A7, 0xC119, 0xF4A3
+_TAG_PATIENT, _TAG_CLIP, _TAG_FRAME, _TAG_SCAN = 0x50A7, 0xC119, 0xF4A3, 0x5CA2
 
 _SURNAMES = ("KOVAC", "ODUYA", "LINDQ", "MARTE", "NGUYE", "SILVA", "HALLO", "PETRO", "AHMED", "TANAK")
 
@@ -176,7 +177,8 @@ def sector_mask(patient: PhantomPatient, cfg: PhantomConfig) -> np.ndarray:
 
 def render_at_phases(view: str | int, patient: PhantomPatient, phases: Sequence[float], cfg: PhantomConfig,
                      clip_index: int = 0, frame_indices: Sequence[int] | None = None,
-                     noise_view: str | int | None = None) -> np.ndarray:
+                     noise_view: str | int | None = None,
+                     probe_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
     """Render ``view`` at explicit cardiac phases (no time reversal applied here).
 
     Args:
@@ -188,6 +190,8 @@ def render_at_phases(view: str | int, patient: PhantomPatient, phases: Sequence[
         frame_indices: frame numbers that seed the per-frame noise (default ``0..T-1``).
         noise_view: take clip settings and noise from this view instead (default: ``view``);
             with it, a view and its motion-only partner can be rendered from identical noise.
+        probe_offset: ``(angle_deg, shift_x, shift_y)`` added to the clip's probe pose (anatomy
+            units: the fan radius is 1); a moving probe between views (`generate_scan`).
 
     Returns:
         ``(T, H, W)`` uint8 frames.
@@ -202,7 +206,8 @@ def render_at_phases(view: str | int, patient: PhantomPatient, phases: Sequence[
     d = cfg.difficulty
     grid = fan_grid(patient, cfg)
     zoom = patient.zoom * params.zoom_jitter
-    X, Y = anatomy_coordinates(grid, patient.probe_angle_deg + params.angle_jitter_deg, zoom, params.shift)
+    angle = patient.probe_angle_deg + params.angle_jitter_deg + probe_offset[0]
+    X, Y = anatomy_coordinates(grid, angle, zoom, (params.shift[0] + probe_offset[1], params.shift[1] + probe_offset[2]))
     levels = Levels.for_difficulty(d)
     echo = np.full((len(phases), cfg.height, cfg.width), levels.tissue, dtype=np.float32)
     draw_anatomy(VIEWS[name].parts, X, Y, CycleState.at(phases), 1.0 / (grid.radius_px * zoom), levels, echo)
@@ -297,4 +302,133 @@ def generate_recording(views: Sequence[str], seconds_per_view: float, patient: P
     clip = Clip(np.concatenate(parts), fps=float(cfg.fps), patient_id=patient.patient_id, label=None,
                 source=f"phantom://{patient.patient_id}/recording", view=None,
                 meta={"format": "phantom", "seed": cfg.seed, "segments": truth})
+    return clip, truth
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """What one full-length examination shows, in order.
+
+    Attributes:
+        views: the views visited, in order; a view may come back later (a revisit), never twice
+            in a row.
+        view_s: seconds spent on each visit.
+        transition_s: seconds of probe movement (background: no standard view) between visit i
+            and visit i + 1; ``len(views) - 1`` entries, 0 for a cut.
+    """
+
+    views: tuple[str, ...]
+    view_s: tuple[float, ...]
+    transition_s: tuple[float, ...]
+
+    def __post_init__(self):
+        if not self.views or len(self.view_s) != len(self.views) or len(self.transition_s) != len(self.views) - 1:
+            raise EchoweaveError(f"phantom: a scan plan needs views, one duration per view and one transition "
+                                 f"between each pair (got {len(self.views)}, {len(self.view_s)}, {len(self.transition_s)})")
+        if any(a == b for a, b in zip(self.views, self.views[1:])):
+            raise EchoweaveError(f"phantom: a scan plan visits a view twice in a row: {self.views}")
+        if min(self.view_s) <= 0 or min(self.transition_s, default=0.0) < 0:
+            raise EchoweaveError(f"phantom: view durations must be > 0 and transitions >= 0 (got {self})")
+
+
+def plan_scan(index: int, cfg: PhantomConfig = PhantomConfig(), scan_s: float = 120.0) -> ScanPlan:
+    """Draw examination ``index`` of ``cfg.seed``: 4-10 views of the class set in random order,
+    one or two revisits of earlier views (at most one visit per 8 s of scan), transitions of
+    1-4 s between visits, and visit
+    durations drawn in proportion 3:18 and scaled so the scan lasts about ``scan_s`` seconds
+    (a view not drawn is absent from this scan: its true duration is 0).
+
+    Raises:
+        EchoweaveError: ``scan_s`` leaves under 1 s per visit after the transitions.
+    """
+    rng = np.random.default_rng([cfg.seed, _TAG_SCAN, index])
+    k = int(rng.integers(min(4, len(cfg.class_set)), min(10, len(cfg.class_set)) + 1))
+    views = [cfg.class_set[i] for i in rng.permutation(len(cfg.class_set))[:k]]
+    for _ in range(int(rng.integers(1, 3)) if k > 2 else 0):  # revisits: back to an earlier view
+        at = int(rng.integers(2, len(views) + 1))
+        choices = [v for v in views[: at - 1] if v != views[at - 1] and (at == len(views) or v != views[at])]
+        if choices:
+            views.insert(at, choices[int(rng.integers(len(choices)))])
+    views = views[: max(2, int(scan_s // 8))]  # short scans: fewer visits (about 8 s or more each)
+    transitions = rng.uniform(1.0, 4.0, len(views) - 1)
+    weights = rng.uniform(3.0, 18.0, len(views))
+    view_s = weights * (scan_s - transitions.sum()) / weights.sum()
+    if view_s.min() < 1.0:
+        raise EchoweaveError(f"phantom: a scan of {scan_s} s is too short for {len(views)} visits and their "
+                             f"transitions ({transitions.sum():.1f} s); give a longer scan")
+    return ScanPlan(tuple(views), tuple(float(x) for x in view_s), tuple(float(x) for x in transitions))
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    return x * x * (3.0 - 2.0 * x)
+
+
+def generate_scan(plan: ScanPlan, patient: PhantomPatient, cfg: PhantomConfig = PhantomConfig(),
+                  index: int = 0) -> tuple[Clip, list[dict]]:
+    """A full-length examination: the plan's views with background between them, where the probe
+    moves from one view to the next (true segment boundaries returned with it).
+
+    Each visit is a clip of its own (clip index = visit number: fresh heart phase and probe
+    jitter). During a transition of L frames the outgoing view's probe tilts and slides away
+    (up to ``index``-seeded 25-40 degrees and a quarter of the fan; the pose is updated every
+    ~0.1 s) while the incoming view's probe arrives from its own far pose; the two images cross-fade and the fan dims in the middle
+    (contact lost while moving), so mid-transition frames show no standard view. Both sides keep
+    their own cardiac cycle and per-frame noise across the transition.
+
+    Args:
+        plan: the views, visit and transition durations (`plan_scan`).
+        patient: the patient (probe angle, depth, heart rate stay theirs).
+        cfg: frame size, fps, difficulty, seed; ``num_frames`` is ignored.
+        index: scan number (seeds the probe's path between views).
+
+    Returns:
+        ``(clip, truth)``: the recording (label None, ``meta["segments"]`` = truth) and its true
+        segments ``[{"view", "start_s", "end_s"}]`` tiling ``[0, duration)``; transitions are
+        ``{"view": "background"}``. Boundaries fall on frames (``start_s = frame / fps``).
+    """
+    fps = float(cfg.fps)
+    n_view = [max(1, int(round(s * fps))) for s in plan.view_s]
+    n_tr = [int(round(s * fps)) for s in plan.transition_s]
+    rng = np.random.default_rng([cfg.seed, _TAG_SCAN, index, patient.index])
+    fan = sector_mask(patient, cfg)
+    step = max(1, int(round(fps / 10)))  # the moving probe's pose changes every ~0.1 s
+    tracks = []  # per visit: (frames before the steady part, frames of lead-in + steady + lead-out)
+    for i, view in enumerate(plan.views):
+        lead_in = n_tr[i - 1] if i > 0 else 0
+        lead_out = n_tr[i] if i < len(n_tr) else 0
+        frames = np.arange(lead_in + n_view[i] + lead_out)
+        phases = clip_phases(view, patient, i, cfg, frames)
+        out = np.empty((len(frames), cfg.height, cfg.width), np.uint8)
+        steady = slice(lead_in, lead_in + n_view[i])
+        out[steady] = render_at_phases(view, patient, phases[steady], cfg, i, frames[steady])
+        for part, (first, count, arriving) in enumerate(((0, lead_in, True), (steady.stop, lead_out, False))):
+            if count == 0:
+                continue
+            direction = rng.choice([-1.0, 1.0])
+            far = np.array([direction * rng.uniform(25, 40), rng.uniform(-0.25, 0.25), rng.uniform(0.05, 0.2)])
+            for k in range(0, count, step):  # one pose per `step` frames: rendering is per pose
+                mid = k + (min(step, count - k) - 1) / 2
+                away = (count - mid) / (count + 1) if arriving else (mid + 1) / (count + 1)  # 0 = on the view
+                t = slice(first + k, first + min(k + step, count))
+                out[t] = render_at_phases(view, patient, phases[t], cfg, i, frames[t],
+                                          probe_offset=tuple(float(x) for x in _smoothstep(away) * far))
+        tracks.append(out)
+    parts, truth, t0 = [], [], 0
+    for i, view in enumerate(plan.views):
+        lead_in = n_tr[i - 1] if i > 0 else 0
+        parts.append(tracks[i][lead_in:lead_in + n_view[i]])
+        truth.append({"view": NED12[view_id(view)], "start_s": t0 / fps, "end_s": (t0 + n_view[i]) / fps})
+        t0 += n_view[i]
+        if i < len(n_tr) and n_tr[i]:
+            L = n_tr[i]
+            w = _smoothstep((np.arange(L) + 1.0) / (L + 1))[:, None, None]  # weight of the incoming view
+            a = tracks[i][-L:].astype(np.float32)
+            b = tracks[i + 1][:L].astype(np.float32)
+            dim = np.where(fan, 1.0 - 0.5 * np.sin(np.pi * w), 1.0)  # (L, H, W): the fan fades mid-way
+            parts.append(np.clip(((1 - w) * a + w * b) * dim + 0.5, 0, 255).astype(np.uint8))
+            truth.append({"view": BACKGROUND, "start_s": t0 / fps, "end_s": (t0 + L) / fps})
+            t0 += L
+    clip = Clip(np.concatenate(parts), fps=fps, patient_id=patient.patient_id, label=None,
+                source=f"phantom://{patient.patient_id}/scan/{index}", view=None,
+                meta={"format": "phantom", "seed": cfg.seed, "segments": truth, "difficulty": cfg.difficulty})
     return clip, truth
