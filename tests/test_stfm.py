@@ -255,3 +255,89 @@ def test_key_clips_are_evenly_spread():
     np.testing.assert_array_equal(frames[-1], [89, 94, 99, 99, 99])
     with pytest.raises(ValueError, match=">= 1"):
         key_clip_starts(0, 21)
+
+
+# ---- uncertainty-aware segment sampling --------------------------------------------------------
+def _bank(**kw):
+    from echoweave.train.data.uncertainty_sampling import SegmentBank
+
+    return SegmentBank({7: 100, 9: 45}, **kw)  # 5 segments of 20; 3 segments (20, 20, 5)
+
+
+def test_bank_segments_and_ema():
+    from echoweave.train.data.uncertainty_sampling import UNSEEN
+
+    bank = _bank()
+    assert (bank.num_segments(7), bank.num_segments(9)) == (5, 3)
+    assert bank.segment_of(9, 44) == 2 and bank.segment_of(7, 39) == 1
+    assert (bank.values[7] == UNSEEN).all()
+    bank.update(7, 25, 0.9)  # first value replaces "unseen"
+    bank.update(7, 39, 0.5)  # then 0.3 * new + 0.7 * old
+    assert bank.values[7][1] == pytest.approx(0.3 * 0.5 + 0.7 * 0.9)
+    bank.update_batch([9, 9], [44, 0], [0.2, 0.4])
+    assert bank.values[9].tolist() == pytest.approx([0.4, UNSEEN, 0.2])
+    with pytest.raises(ValueError, match="finite"):
+        bank.update(7, 0, float("nan"))
+
+
+def test_draws_are_deterministic_under_a_seed():
+    bank, twin, other = _bank(seed=3), _bank(seed=3), _bank(seed=4)
+    for b in (bank, twin, other):
+        b.update_batch([7, 7, 9], [5, 65, 30], [0.3, 0.8, 0.6])
+    videos = [7, 9] * 20
+    for epoch in (0, 6):
+        assert bank.plan_epoch(videos, epoch).tolist() == twin.plan_epoch(videos, epoch).tolist()
+    assert bank.plan_epoch(videos, 6).tolist() != other.plan_epoch(videos, 6).tolist()
+    assert bank.plan_epoch(videos, 6).tolist() != bank.plan_epoch(videos, 7).tolist()  # fresh each epoch
+    assert bank.draw(7, 6, 3) == bank.draw(7, 6, 3)  # a pure function of (seed, epoch, item) and the bank
+
+
+def test_exploration_rate_and_warm_up():
+    bank = _bank(seed=0)
+    after = [bank.draw(7, 5, i)[2] for i in range(4000)]  # epoch 5: past the 5 warm-up epochs
+    assert abs(sum(after) / len(after) - 0.2) < 0.02
+    during = [bank.draw(7, 4, i)[2] for i in range(200)]
+    assert all(during)  # warm-up: every draw explores
+    assert sum(_bank(epsilon=0.0).draw(7, 5, i)[2] for i in range(200)) == 0
+
+
+def test_sampling_prefers_confident_segments():
+    import numpy as np
+
+    bank = _bank(seed=1)
+    for seg, conf in enumerate([0.1, 0.3, 0.95, 0.2]):  # segment 4 stays unseen
+        bank.update(7, 20 * seg, conf)
+    segments = np.array([bank.draw(7, 10, i)[0] for i in range(2000)])
+    share = np.bincount(segments, minlength=5) / len(segments)
+    assert share[2] == pytest.approx(0.8 + 0.2 / 5, abs=0.03)  # greedy 80 % + its share of exploration
+    assert share[[0, 1, 3, 4]] == pytest.approx([0.04] * 4, abs=0.02)  # the rest only by exploration
+    centres = [bank.draw(7, 10, i)[1] for i in range(2000)]
+    assert all(40 <= c < 60 for c, s in zip(centres, segments) if s == 2)  # centred inside the segment
+    # an unseen video: greedy ties are broken at random, not always segment 0
+    assert len({_bank(epsilon=0.0).draw(9, 10, i)[0] for i in range(50)}) == 3
+    assert {_bank(fixed_centre=True, epsilon=0.0).draw(9, 10, i)[1] for i in range(50)} == {10, 30, 42}
+
+
+def test_bank_state_round_trips_through_a_checkpoint(tmp_path):
+    bank = _bank(seed=2)
+    bank.update_batch([7, 7, 9], [5, 65, 30], [0.3, 0.8, 0.6])
+    torch.save({"bank": bank.state_dict()}, tmp_path / "train_state.pt")
+    restored = _bank(seed=2)
+    restored.load_state_dict(torch.load(tmp_path / "train_state.pt", weights_only=True)["bank"])
+    for v in (7, 9):
+        assert restored.values[v].tolist() == bank.values[v].tolist()
+    assert restored.plan_epoch([7, 9] * 10, 8).tolist() == bank.plan_epoch([7, 9] * 10, 8).tolist()
+    from echoweave.train.data.uncertainty_sampling import SegmentBank
+
+    with pytest.raises(ValueError, match="other videos or segments"):
+        SegmentBank({7: 100, 9: 46}).load_state_dict(bank.state_dict())
+    with pytest.raises(ValueError, match="other videos or segments"):
+        _bank(segment_size=10).load_state_dict(bank.state_dict())
+
+
+def test_window_around_clamps_like_the_reference():
+    from echoweave.train.data.uncertainty_sampling import window_around
+
+    assert window_around(50, 5, 5, 100).tolist() == [40, 45, 50, 55, 60]
+    assert window_around(2, 5, 5, 100).tolist() == [0, 0, 2, 7, 12]
+    assert window_around(98, 5, 5, 100).tolist() == [88, 93, 98, 99, 99]
