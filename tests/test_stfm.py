@@ -341,3 +341,38 @@ def test_window_around_clamps_like_the_reference():
     assert window_around(50, 5, 5, 100).tolist() == [40, 45, 50, 55, 60]
     assert window_around(2, 5, 5, 100).tolist() == [0, 0, 2, 7, 12]
     assert window_around(98, 5, 5, 100).tolist() == [88, 93, 98, 99, 99]
+
+
+# ---- the AdamW + warm-up + cosine recipe -------------------------------------------------------
+def test_warmup_cosine_is_the_references_schedule_at_whole_epochs():
+    import warnings
+
+    from echoweave.train.config import OptimConfig
+    from echoweave.train.engine.loop import make_scheduler
+
+    optim = OptimConfig(optimizer="adamw", lr=1e-4, epochs=12, schedule="warmup_cosine", warmup_epochs=5)
+    params = [nn.Parameter(torch.zeros(1))]
+    ours_opt, ref_opt = torch.optim.AdamW(params, lr=optim.lr), torch.optim.AdamW(params, lr=optim.lr)
+    ours = make_scheduler(ours_opt, optim, steps_per_epoch=4)
+    # bgx666/stfm trainSelective.py, stepped once per epoch
+    ref = torch.optim.lr_scheduler.SequentialLR(ref_opt, schedulers=[
+        torch.optim.lr_scheduler.LinearLR(ref_opt, start_factor=0.1, total_iters=5),
+        torch.optim.lr_scheduler.CosineAnnealingLR(ref_opt, T_max=12 - 5, eta_min=0)], milestones=[5])
+    ours_lr, ref_lr, within = [], [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
+        for _ in range(12):
+            ours_lr.append(ours.get_last_lr()[0])
+            ref_lr.append(ref.get_last_lr()[0])
+            for _ in range(4):
+                ours.step()
+                within.append(ours.get_last_lr()[0])
+            ref.step()
+    assert ours_lr == pytest.approx(ref_lr, rel=1e-6, abs=1e-12)
+    assert ours_lr[0] == pytest.approx(1e-5) and ours_lr[5] == pytest.approx(1e-4)  # 0.1 lr -> lr
+    assert within[1] == pytest.approx(1e-5 + 0.9e-4 * 2 / 4 / 5)  # moves within the epoch too
+    assert within[-1] == pytest.approx(0.0, abs=1e-12)  # reaches 0 at the end of the last epoch
+    with pytest.raises(ValueError, match="warmup_epochs < epochs"):
+        OptimConfig(epochs=5, schedule="warmup_cosine", warmup_epochs=5)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        OptimConfig(schedule="step")

@@ -69,6 +69,8 @@ class DataConfig:
 
 #: Training losses (`echoweave.train.engine.losses.training_loss`).
 LOSSES = ("cross_entropy", "reedl")
+#: Learning-rate schedules (`echoweave.train.engine.loop.make_scheduler`).
+SCHEDULES = ("one_cycle", "warmup_cosine")
 
 
 @dataclass
@@ -81,7 +83,7 @@ class OptimConfig:
             (decoupled weight decay).
         epochs: Passes over the training set.
         batch_size: Samples per step (per process under DDP).
-        lr: Peak (one-cycle max) learning rate.
+        lr: Peak learning rate (the one-cycle maximum, or the rate the warm-up reaches).
         momentum: SGD momentum, or Adam's beta1 (the paper gives 0.75 for both stages). The
             one-cycle schedule keeps it fixed rather than cycling it.
         beta2: Adam's beta2 (ignored by SGD).
@@ -97,6 +99,13 @@ class OptimConfig:
             evidential fusion of key clips uses the same value.
         evidence_relax: ``reedl``: weight of the other classes' evidence in the relaxed
             probability (the reference's ``lamb1``, 1.0: the plain Dirichlet mean).
+        schedule: Learning-rate schedule, stepped per batch: ``one_cycle`` (the default) or
+            ``warmup_cosine`` (EV9V's STFM recipe, bgx666/stfm ``trainSelective.py``: a linear
+            warm-up from ``warmup_start * lr`` to ``lr`` over ``warmup_epochs``, then a cosine
+            decay to 0 at the last epoch).
+        warmup_epochs: ``warmup_cosine``: epochs of linear warm-up (5 in the reference); must be
+            below ``epochs``.
+        warmup_start: ``warmup_cosine``: the first learning rate as a fraction of ``lr`` (0.1).
     """
 
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
@@ -111,8 +120,18 @@ class OptimConfig:
     loss: Literal["cross_entropy", "reedl"] = "cross_entropy"
     evidence_prior: float = 0.8
     evidence_relax: float = 1.0
+    schedule: Literal["one_cycle", "warmup_cosine"] = "one_cycle"
+    warmup_epochs: int = 5
+    warmup_start: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"OptimConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.schedule == "warmup_cosine" and not (0 <= self.warmup_epochs < self.epochs
+                                                     and 0 < self.warmup_start <= 1):
+            raise ValueError(f"OptimConfig: schedule warmup_cosine needs 0 <= warmup_epochs < epochs and warmup_start "
+                             f"in (0, 1]; got warmup_epochs={self.warmup_epochs!r}, epochs={self.epochs!r}, "
+                             f"warmup_start={self.warmup_start!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"OptimConfig.loss must be one of {LOSSES}, got {self.loss!r}")
         if self.evidence_prior <= 0 or self.evidence_relax < 0:

@@ -9,6 +9,8 @@ is whatever maps ``x`` to logits: an `EchoModel`, a `stages` adapter, or their D
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -38,14 +40,33 @@ def make_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.Op
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, steps_per_epoch: int):
-    """One-cycle schedule over the whole run (max lr = ``optim.lr``), stepped per batch.
+    """The ``optim.schedule`` over the whole run, stepped per batch.
 
-    The momentum (SGD) or beta1 (Adam) stays at the configured value: OneCycleLR's default
-    would cycle it between 0.85 and 0.95 and silently replace the recipe's 0.75.
+    ``one_cycle``: one-cycle with max lr = ``optim.lr``. The momentum (SGD) or beta1 (Adam) stays
+    at the configured value: OneCycleLR's default would cycle it between 0.85 and 0.95 and
+    silently replace the recipe's 0.75. ``warmup_cosine``: see `warmup_cosine_factor`.
     """
+    if optim.schedule == "warmup_cosine":
+        epochs, warmup, start = optim.epochs, optim.warmup_epochs, optim.warmup_start
+        per_epoch = max(1, steps_per_epoch)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine_factor(step / per_epoch, epochs, warmup, start))
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=optim.lr, total_steps=max(1, optim.epochs * steps_per_epoch), cycle_momentum=False
     )
+
+
+def warmup_cosine_factor(epoch: float, epochs: int, warmup_epochs: int, start: float) -> float:
+    """Learning rate over ``optim.lr`` at ``epoch`` (fractional: batches done / batches per epoch).
+
+    A linear warm-up from ``start`` to 1 over ``warmup_epochs``, then a cosine from 1 to 0 over
+    the remaining epochs: at whole epochs exactly the reference's per-epoch schedule (bgx666/stfm
+    ``trainSelective.py``: ``SequentialLR(LinearLR(start_factor=0.1, total_iters=5),
+    CosineAnnealingLR(T_max=epochs - 5, eta_min=0))``), here also moving within an epoch.
+    """
+    if epoch < warmup_epochs:
+        return start + (1.0 - start) * epoch / warmup_epochs
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (epoch - warmup_epochs) / (epochs - warmup_epochs))))
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, rt: Runtime, optim: OptimConfig, epoch: int,
