@@ -42,6 +42,15 @@ class DataConfig:
         phantom_size: Synthetic frame side in pixels.
         phantom_difficulty: Phantom difficulty in [0, 1].
         phantom_seed: Seed of the phantom generator (independent of the training seed).
+        segment_sampling: Uncertainty-aware training windows (EV9V's STFM,
+            `echoweave.train.data.uncertainty_sampling`): each training clip is cut into
+            segments, a bank keeps each segment's moving average of 1 - evidential uncertainty
+            and windows are centred in the most confident segment, epsilon-greedily. Needs the
+            ``reedl`` loss and the consecutive sampler; the bank is saved with the checkpoint.
+        segment_size: Frames per segment (20).
+        segment_epsilon: Exploration rate after the warm-up (0.2).
+        segment_warmup_epochs: Epochs in which every draw explores (5).
+        segment_ema: Weight of a new confidence in a segment's moving average (0.3).
         derived_cache_gb: Memory (GB) for derived inputs (e.g. the two-stream network's optical
             flow) computed once per clip instead of once per window; used for validation windows
             and, when ``augment`` is off, training windows. 0 computes them per window.
@@ -64,6 +73,11 @@ class DataConfig:
     phantom_size: int = 112
     phantom_difficulty: float = 0.3
     phantom_seed: int = 0
+    segment_sampling: bool = False
+    segment_size: int = 20
+    segment_epsilon: float = 0.2
+    segment_warmup_epochs: int = 5
+    segment_ema: float = 0.3
     derived_cache_gb: float = 4.0
 
 

@@ -25,6 +25,7 @@ from echoweave.train.config import DataConfig
 from echoweave.train.data.augment import AugmentConfig, train_transform
 from echoweave.train.data.samplers import sample_spaced, sample_stride
 from echoweave.train.data.transforms import eval_transform, to_video
+from echoweave.train.data.uncertainty_sampling import SegmentBank, window_around
 from echoweave.train.engine.derived_cache import DerivedCache
 
 
@@ -164,7 +165,7 @@ class WindowSamples(Dataset):
 
     def __init__(self, store: ClipStore, clip_indices, transform, frames: int, sampler: str,
                  train: bool, windows: int = 1, repeats: int = 1, seed: int = 0, stride: int = 1,
-                 derived: "DerivedCache | None" = None):
+                 derived: "DerivedCache | None" = None, bank: "SegmentBank | None" = None):
         if sampler not in ("consecutive", "spaced"):
             raise EchoweaveError(f"unknown sampler {sampler!r}; use consecutive or spaced")
         if stride < 1 or (stride > 1 and sampler == "spaced"):
@@ -173,15 +174,23 @@ class WindowSamples(Dataset):
         self.store, self.transform, self.frames, self.stride = store, transform, frames, stride
         self.sampler, self.train, self.seed, self.epoch = sampler, train, seed, 0
         self.derived = derived
+        if bank is not None and (not train or sampler != "consecutive"):
+            raise EchoweaveError("uncertainty-aware segment sampling draws training windows of the consecutive sampler")
+        self.bank, self.centres = bank, None
         clip_indices = [int(c) for c in clip_indices]
         if train:
             self.items = [(c, None) for c in clip_indices for _ in range(repeats)]
         else:
             self.items = [(c, idx) for c in clip_indices for idx in self._eval_windows(c, windows)]
+        if bank is not None:
+            self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        """Draw different training windows each epoch (call before iterating)."""
+        """Draw different training windows each epoch (call before iterating). With a segment
+        bank, the epoch's window centres are planned from the bank as it stands now."""
         self.epoch = epoch
+        if self.bank is not None:
+            self.centres = self.bank.plan_epoch([c for c, _ in self.items], epoch)
 
     def _eval_windows(self, c: int, windows: int) -> list[np.ndarray]:
         n = self.store.clips[c].num_frames
@@ -194,8 +203,10 @@ class WindowSamples(Dataset):
 
     def _draw(self, c: int, i: int) -> np.ndarray:
         """Training window of item ``i`` (clip ``c``) for the current epoch."""
-        rng = np.random.default_rng((self.seed, self.epoch, i))
         n = self.store.clips[c].num_frames
+        if self.bank is not None:
+            return window_around(int(self.centres[i]), self.frames, self.stride, n)
+        rng = np.random.default_rng((self.seed, self.epoch, i))
         if self.sampler == "spaced":
             return sample_spaced(n, self.frames, rng=rng)
         return sample_stride(n, self.frames, self.stride, rng=rng)
@@ -208,10 +219,15 @@ class WindowSamples(Dataset):
         if idx is None:
             idx = self._draw(c, i)
         x = self.transform(_as_video(self.store.clips[c].frames[idx]))  # (T, 1, H, W) float
-        item = {"x": x, "label": int(self.store.labels[c]), "clip": c}
+        item = {"x": x, "label": int(self.store.labels[c]), "clip": c, **self._centre(i)}
         if self.derived is not None:
             item["derived"] = self.derived.window_inputs(c, idx, x)
         return item
+
+
+    def _centre(self, i: int) -> dict:
+        """``{"centre": frame}`` of a training item drawn from the segment bank (for its update)."""
+        return {} if self.bank is None else {"centre": int(self.centres[i])}
 
 
 def make_transforms(cfg: DataConfig):

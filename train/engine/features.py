@@ -34,16 +34,18 @@ class FeatureWindows(WindowSamples):
     """`WindowSamples` over cached features: ``x`` is ``(T, D)`` instead of pixels."""
 
     def __init__(self, store: ClipStore, features: list[torch.Tensor], clip_indices, frames: int,
-                 sampler: str, train: bool, windows: int = 1, repeats: int = 1, seed: int = 0, stride: int = 1):
+                 sampler: str, train: bool, windows: int = 1, repeats: int = 1, seed: int = 0, stride: int = 1,
+                 bank=None):
         self.features = features
         super().__init__(store, clip_indices, transform=None, frames=frames, sampler=sampler, train=train,
-                         windows=windows, repeats=repeats, seed=seed, stride=stride)
+                         windows=windows, repeats=repeats, seed=seed, stride=stride, bank=bank)
 
     def __getitem__(self, i: int) -> dict:
         c, idx = self.items[i]
         if idx is None:
             idx = self._draw(c, i)
-        return {"x": self.features[c][torch.as_tensor(np.asarray(idx))], "label": int(self.store.labels[c]), "clip": c}
+        return {"x": self.features[c][torch.as_tensor(np.asarray(idx))], "label": int(self.store.labels[c]), "clip": c,
+                **self._centre(i)}
 
 
 __all__ = ["embed_clips", "FeatureWindows"]

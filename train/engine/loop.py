@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from echoweave.edge.errors import EchoweaveError
 from echoweave.train.config import OptimConfig
-from echoweave.train.engine.losses import training_loss
+from echoweave.train.engine.losses import evidential_uncertainty, training_loss
 from echoweave.train.engine.runtime import Runtime, all_reduce_sum
 
 
@@ -70,8 +70,11 @@ def warmup_cosine_factor(epoch: float, epochs: int, warmup_epochs: int, start: f
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, rt: Runtime, optim: OptimConfig, epoch: int,
-                    channels_last: bool = False, show_progress: bool = True) -> dict[str, float]:
+                    channels_last: bool = False, show_progress: bool = True, bank=None) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss, accuracy and the last learning rate.
+
+    With a segment ``bank`` (`SegmentBank`, batches carry each window's ``centre`` frame), each
+    window's confidence ``1 - evidential uncertainty`` of its logits goes into the bank.
 
     Raises:
         EchoweaveError: the loss became NaN or infinite (nothing is saved then).
@@ -91,6 +94,9 @@ def train_one_epoch(model, loader, optimizer, scheduler, rt: Runtime, optim: Opt
         if not torch.isfinite(loss):
             raise EchoweaveError(f"loss became {loss.item()} at epoch {epoch}; stopping before any "
                                  "checkpoint is overwritten (lower the learning rate or check the data)")
+        if bank is not None:
+            confidence = 1.0 - evidential_uncertainty(logits.detach(), optim.evidence_prior)
+            bank.update_batch(batch["clip"].tolist(), batch["centre"].tolist(), confidence.cpu().tolist())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if optim.grad_clip > 0:

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from echoweave.edge.errors import EchoweaveError
 from echoweave.train.config import TrainConfig
 from echoweave.train.data.splits import patient_train_val_test_split
+from echoweave.train.data.uncertainty_sampling import SegmentBank
 from echoweave.train.engine import checkpoint as ckpt
 from echoweave.train.engine.data import (
     STORE_FIELDS,
@@ -113,20 +114,40 @@ def _datasets(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, rt:
         return FrameSamples(store, train_idx, train_tf, cfg.data.frames_per_clip, cfg.seed), WindowSamples(
             store, val_idx, eval_tf, frames, cfg.data.sampler, train=False, windows=cfg.data.eval_windows,
             stride=stride)
+    bank = _segment_bank(cfg, store, train_idx, rt)
     if cfg.cache_features:
         if not cfg.freeze_backbone:
             raise EchoweaveError("cache_features needs freeze_backbone (features of a training "
                                  "backbone change every step)")
         feats = embed_clips(model, store, eval_tf, rt.device)
         return (FeatureWindows(store, feats, train_idx, frames, cfg.data.sampler, train=True,
-                               repeats=cfg.data.train_windows, seed=cfg.seed, stride=stride),
+                               repeats=cfg.data.train_windows, seed=cfg.seed, stride=stride, bank=bank),
                 FeatureWindows(store, feats, val_idx, frames, cfg.data.sampler, train=False,
                                windows=cfg.data.eval_windows, stride=stride))
     train_cache, val_cache = _derived_caches(cfg, store, train_idx, val_idx, model, eval_tf, rt)
     return (WindowSamples(store, train_idx, train_tf, frames, cfg.data.sampler, train=True,
-                          repeats=cfg.data.train_windows, seed=cfg.seed, stride=stride, derived=train_cache),
+                          repeats=cfg.data.train_windows, seed=cfg.seed, stride=stride, derived=train_cache,
+                          bank=bank),
             WindowSamples(store, val_idx, eval_tf, frames, cfg.data.sampler, train=False,
                           windows=cfg.data.eval_windows, stride=stride, derived=val_cache))
+
+
+def _segment_bank(cfg: TrainConfig, store: ClipStore, train_idx, rt: Runtime) -> SegmentBank | None:
+    """The uncertainty-aware sampler's bank over the training clips (``data.segment_sampling``)."""
+    d = cfg.data
+    if not d.segment_sampling:
+        return None
+    if cfg.optim.loss != "reedl":
+        raise EchoweaveError("data.segment_sampling ranks segments by evidential uncertainty: it needs "
+                             f"optim.loss: reedl (got {cfg.optim.loss!r})")
+    if d.sampler != "consecutive":
+        raise EchoweaveError(f"data.segment_sampling centres consecutive windows; data.sampler is {d.sampler!r}")
+    if rt.distributed:
+        # Every rank would update its own bank from its own batches and plan different epochs.
+        raise EchoweaveError("data.segment_sampling is not supported with DDP yet (the bank is per process)")
+    return SegmentBank({int(c): store.clips[int(c)].num_frames for c in train_idx}, segment_size=d.segment_size,
+                       epsilon=d.segment_epsilon, warmup_epochs=d.segment_warmup_epochs, ema=d.segment_ema,
+                       seed=cfg.seed)
 
 
 def _derived_caches(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, eval_tf, rt: Runtime):
@@ -225,6 +246,7 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
         net = torch.compile(net)
     if rt.distributed:
         net = DDP(net, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    bank = getattr(train_ds, "bank", None)  # uncertainty-aware sampling (data.segment_sampling)
     steps = len(_loader(train_ds, cfg.optim.batch_size, True, rt, cfg, 0))
     optimizer = make_optimizer(net, cfg.optim)
     scheduler = make_scheduler(optimizer, cfg.optim, steps)
@@ -239,6 +261,11 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
             raise EchoweaveError(f"{folder}: no train_state.pt beside the weights; cannot resume")
         optimizer.load_state_dict(ts["optimizer"])
         scheduler.load_state_dict(ts["scheduler"])
+        if bank is not None:
+            if "segment_bank" not in ts:
+                raise EchoweaveError(f"{folder}: the run samples by segment uncertainty but its train_state.pt "
+                                     "holds no segment bank; cannot resume it exactly")
+            bank.load_state_dict(ts["segment_bank"])
         start_epoch, history = int(meta["epoch"]), list(ts.get("history", []))
         if rt.is_main:
             print(f"resuming from {folder} (epoch {start_epoch})")
@@ -262,7 +289,7 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
             train_ds.set_epoch(epoch)
         loader = _loader(train_ds, cfg.optim.batch_size, True, rt, cfg, epoch)
         train_m = train_one_epoch(net, loader, optimizer, scheduler, rt, cfg.optim, epoch + 1,
-                                  cfg.channels_last, show_progress)
+                                  cfg.channels_last, show_progress, bank=bank)
         metrics = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_m.items()}}
         if rt.is_main:
             eval_net = net.module if rt.distributed else net
@@ -286,7 +313,9 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
                 replacing = None
             folder = ckpt.save_checkpoint(out, epoch + 1, model, meta,
                                           {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                           "history": history}, keep=cfg.keep_checkpoints)
+                                           "history": history,
+                                           **({"segment_bank": bank.state_dict()} if bank is not None else {})},
+                                          keep=cfg.keep_checkpoints)
             if show_progress:
                 print(f"epoch {epoch + 1}/{cfg.optim.epochs}: loss {train_m['loss']:.4f} "
                       f"train acc {train_m['accuracy']:.3f} val clip acc {metrics['val_clip_accuracy']:.3f}")
