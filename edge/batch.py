@@ -74,7 +74,8 @@ class FileResult:
         guess = f", sector {p.sector_method}" if p.sector_method not in ("", "motion") else ""
         guess += ", whole-window forward (no streaming split)" if p.via == "forward" else ""
         warn = "".join(f"  WARNING: {w}" for w in p.warnings)
-        return (f"{self.path}: {p.view} (class {p.class_id}) confidence {p.confidence:.3f}{flag}  "
+        evidence = "" if p.uncertainty is None else f" uncertainty {p.uncertainty:.3f}"
+        return (f"{self.path}: {p.view} (class {p.class_id}) confidence {p.confidence:.3f}{evidence}{flag}  "
                 f"[{p.runtime}, {p.latency_ms:.1f} ms, {self.frames} frames, {p.windows} windows{guess}]{warn}")
 
 

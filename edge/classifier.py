@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from echoweave.edge.clip import Clip
+from echoweave.edge.evidential import DEFAULT_KEY_CLIPS, DEFAULT_PRIOR, fuse, key_clip_starts
 from echoweave.edge.errors import ArtifactError, ClipReadError, EchoweaveError
 from echoweave.edge.derived_inputs import DerivedInputError, derive, is_pairwise, min_frames
 from echoweave.edge.manifest import (
@@ -108,6 +109,9 @@ class Prediction:
         via: how the window was computed: ``features`` (each frame embedded once, the window
             head on the stored features) or ``forward`` (the whole window model on the frames:
             the reference path, and the only one for a model without the streaming split).
+        uncertainty: evidential uncertainty in (0, 1] of a model trained with the evidential loss
+            (manifest ``fusion``; `echoweave.edge.evidential`): ``N K prior / S`` over the N
+            fused clips, 1 = no evidence at all; None for other models.
     """
 
     view: str
@@ -123,6 +127,8 @@ class Prediction:
     sector_method: str = ""
     warnings: list[str] = field(default_factory=list)
     via: str = ""
+    uncertainty: float | None = None
+    logits: np.ndarray | None = field(default=None, repr=False)  # a window's raw outputs (not in to_dict)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (probabilities as a list)."""
@@ -130,6 +136,7 @@ class Prediction:
                 "uncertain": self.uncertain, "frame_index": self.frame_index, "time_s": round(self.time_s, 6),
                 "latency_ms": round(self.latency_ms, 3), "runtime": self.runtime, "windows": self.windows,
                 "sector_method": self.sector_method, "warnings": list(self.warnings), "via": self.via,
+                "uncertainty": None if self.uncertainty is None else round(self.uncertainty, 6),
                 "probabilities": [round(float(p), 6) for p in self.probabilities]}
 
 
@@ -326,6 +333,8 @@ class Classifier:
         self.derived_pairwise: bool = bool(self.derived_inputs) and all(
             is_pairwise(i["derive"]) for i in self.derived_inputs)
         self.uncertain_threshold = float(manifest["uncertain_threshold"])
+        #: Evidential fusion of key clips (models trained with the evidential loss), else None.
+        self.fusion: dict | None = manifest.get("fusion")
         self.spec = PreprocessSpec.from_dict(manifest["preprocessing"])
         # Runtimes that are not re-entrant (ExecuTorch methods, LiteRT interpreters) get one lock.
         self._lock = contextlib.nullcontext() if adapter.reentrant else threading.Lock()
@@ -432,7 +441,8 @@ class Classifier:
         return list(range(0, max(num_frames - self.span, 0) + 1, hop))
 
     def predict_windows(self, clip_or_frames, hop: int = 1, fps: float | None = None,
-                        sector: "Sector | str | None" = "auto", via: str = "features") -> list[Prediction]:
+                        sector: "Sector | str | None" = "auto", via: str = "features",
+                        starts=None) -> list[Prediction]:
         """Per-window predictions over a clip (sliding windows of T frames every ``hop`` frames).
 
         Args:
@@ -443,6 +453,8 @@ class Classifier:
             via: ``"features"`` (embed each frame once, then ``classify_window``; the fast path) or
                 ``"forward"`` (the exported window model on every window; the reference). A model
                 without the streaming split always runs ``"forward"`` (`Prediction.via` says so).
+            starts: first frames of the windows to run (default: every ``hop``-th); an
+                evidential model's key clips.
 
         Returns:
             One `Prediction` per window; ``frame_index``/``time_s`` are those of its last frame.
@@ -463,7 +475,7 @@ class Classifier:
             x = np.concatenate([x, np.repeat(x[-1:], self.span - n, axis=0)])
             warnings.append(f"{n} frame{'s' if n != 1 else ''}, shorter than the model's window of {self.span}: "
                             "padded by repeating the last frame")
-        starts = self.window_starts(n, hop)
+        starts = self.window_starts(n, hop) if starts is None else [int(v) for v in starts]
         step = self.frame_stride
         if via not in ("features", "forward"):
             raise ValueError(f"via must be 'features' or 'forward', got {via!r}")
@@ -479,6 +491,9 @@ class Classifier:
             last = min(s + self.span, n) - 1
             pred = self.make_prediction(softmax(z), last, last / fps, per_window)
             pred.sector_method, pred.warnings, pred.via = sector_method, list(warnings), via
+            pred.logits = np.asarray(z, dtype=np.float64)
+            if self.fusion is not None:
+                pred.uncertainty = self.evidential(pred.logits[None])[1]
             out.append(pred)
         return out
 
@@ -490,16 +505,136 @@ class Classifier:
         frame, ``windows`` the number averaged and ``latency_ms`` the total time.
         """
         t0 = time.perf_counter()
+        if self.fusion is not None:
+            return self._predict_evidential(clip_or_frames, fps, sector, via, t0)
         windows = self.predict_windows(clip_or_frames, hop, fps, sector, via)
         return self.combine_windows(windows, (time.perf_counter() - t0) * 1000.0)
 
+    def evidential(self, logits: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(probabilities, uncertainty)`` of the evidential fusion of ``logits (N, K)``
+        (`echoweave.edge.evidential.fuse`; uncertainty scaled to (0, 1], see `Prediction`)."""
+        prior = float(self.fusion.get("prior", DEFAULT_PRIOR))
+        fused = fuse(logits, prior)
+        return fused.probabilities, min(1.0, fused.uncertainty * len(logits) * prior)
+
+    def _predict_evidential(self, clip_or_frames, fps, sector, via, t0) -> Prediction:
+        """`predict` of an evidential model: only its key clips, spread evenly over the clip, fused."""
+        frames, fps, _ = _as_frames(clip_or_frames, fps)
+        starts = key_clip_starts(len(frames), self.span, int(self.fusion.get("key_clips", DEFAULT_KEY_CLIPS)))
+        windows = self.predict_windows(clip_or_frames, 1, fps, sector, via, starts=starts)
+        return self.combine_windows(windows, (time.perf_counter() - t0) * 1000.0)
+
+    def predict_windows(self, clip_or_frames, hop: int = 1, fps: float | None = None,
+                        sector: "Sector | str | None" = "auto", via: str = "features",
+                        starts=None) -> list[Prediction]:
+        """Per-window predictions over a clip (sliding windows of T frames every ``hop`` frames).
+
+        Args:
+            clip_or_frames: a `Clip` or uint8 frames ``(T, H, W[, 3])``.
+            hop: frames between window starts.
+            fps: frame rate for times (default: the clip's, or 30 for bare frames).
+            sector: see `preprocess`.
+            via: ``"features"`` (embed each frame once, then ``classify_window``; the fast path) or
+                ``"forward"`` (the exported window model on every window; the reference). A model
+                without the streaming split always runs ``"forward"`` (`Prediction.via` says so).
+            starts: first frames of the windows to run (default: every ``hop``-th); an
+                evidential model's key clips.
+
+        Returns:
+            One `Prediction` per window; ``frame_index``/``time_s`` are those of its last frame.
+            ``latency_ms`` is the clip's total time divided over the windows.
+        """
+        frames, fps, source = _as_frames(clip_or_frames, fps)
+        t0 = time.perf_counter()
+        x, sector_method = self.preprocess_with_sector(frames, sector, source)  # (N, C, S, S)
+        n = len(x)
+        warnings = []
+        for spec in self.derived_inputs:
+            # Padding would hand the model a motion input computed between copies of one frame.
+            if n < min_frames(spec["derive"]):
+                raise DerivedInputError(f"{source}: {n} frame{'s' if n != 1 else ''}; this model's "
+                                        f"{spec['name']!r} input ({spec['derive']['kind']}) is computed between "
+                                        f"frames and needs at least {min_frames(spec['derive'])}")
+        if n < self.span:  # repeat the last frame (the samplers' short="repeat" policy)
+            x = np.concatenate([x, np.repeat(x[-1:], self.span - n, axis=0)])
+            warnings.append(f"{n} frame{'s' if n != 1 else ''}, shorter than the model's window of {self.span}: "
+                            "padded by repeating the last frame")
+        starts = self.window_starts(n, hop) if starts is None else [int(v) for v in starts]
+        step = self.frame_stride
+        if via not in ("features", "forward"):
+            raise ValueError(f"via must be 'features' or 'forward', got {via!r}")
+        via = via if self.per_frame else "forward"
+        if via == "features":
+            feats = self.embed(x)  # (N', D)
+            logits = [self.classify_features(feats[s : s + self.span : step]) for s in starts]
+        else:
+            logits = [self.forward_window(x[s : s + self.span : step]) for s in starts]
+        per_window = (time.perf_counter() - t0) * 1000.0 / len(starts)
+        out = []
+        for s, z in zip(starts, logits):
+            last = min(s + self.span, n) - 1
+            pred = self.make_prediction(softmax(z), last, last / fps, per_window)
+            pred.sector_method, pred.warnings, pred.via = sector_method, list(warnings), via
+            pred.logits = np.asarray(z, dtype=np.float64)
+            if self.fusion is not None:
+                pred.uncertainty = self.evidential(pred.logits[None])[1]
+            out.append(pred)
+        return out
+
+    def predict(self, clip_or_frames, hop: int = 1, fps: float | None = None,
+                sector: "Sector | str | None" = "auto", via: str = "features") -> Prediction:
+        """One prediction for a whole clip: the mean of its window probabilities.
+
+        Arguments as in `predict_windows`. The result's ``frame_index`` is the clip's last
+        frame, ``windows`` the number averaged and ``latency_ms`` the total time.
+        """
+        t0 = time.perf_counter()
+        if self.fusion is not None:
+            return self._predict_evidential(clip_or_frames, fps, sector, via, t0)
+        windows = self.predict_windows(clip_or_frames, hop, fps, sector, via)
+        return self.combine_windows(windows, (time.perf_counter() - t0) * 1000.0)
+
+    def evidential(self, logits: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(probabilities, uncertainty)`` of the evidential fusion of ``logits (N, K)``
+        (`echoweave.edge.evidential.fuse`; uncertainty scaled to (0, 1], see `Prediction`)."""
+        prior = float(self.fusion.get("prior", DEFAULT_PRIOR))
+        fused = fuse(logits, prior)
+        return fused.probabilities, min(1.0, fused.uncertainty * len(logits) * prior)
+
+    def _predict_evidential(self, clip_or_frames, fps, sector, via, t0) -> Prediction:
+        """`predict` of an evidential model: its key clips, spread evenly over the clip, fused."""
+        frames, fps, source = _as_frames(clip_or_frames, fps)
+        count = int(self.fusion.get("key_clips", DEFAULT_KEY_CLIPS))
+        starts = key_clip_starts(len(frames), self.span, count)
+        windows = self.predict_windows(clip_or_frames, 1, fps, sector, via, starts=starts)
+        probs, uncertainty = self.evidential(np.stack([w.logits for w in windows]))
+        last = max(windows, key=lambda w: w.frame_index)
+        pred = self.make_prediction(probs, last.frame_index, last.time_s, (time.perf_counter() - t0) * 1000.0,
+                                    windows=len(windows))
+        pred.sector_method, pred.warnings, pred.via = last.sector_method, list(last.warnings), last.via
+        pred.uncertainty = uncertainty
+        return pred
+
     def combine_windows(self, windows: list[Prediction], latency_ms: float) -> Prediction:
         """The clip prediction from its window predictions: mean probabilities, the last window's
-        frame and time, and the windows' sector method and warnings."""
-        probs = np.mean([w.probabilities for w in windows], axis=0)
+        frame and time, and the windows' sector method and warnings.
+
+        An evidential model (manifest ``fusion``) fuses the evidence of ``key_clips`` windows
+        spread evenly over the list instead (for sliding windows at hop 1 exactly the key clips
+        of `echoweave.edge.evidential.key_clip_starts`) and reports their uncertainty.
+        """
         last = windows[-1]
-        pred = self.make_prediction(probs, last.frame_index, last.time_s, latency_ms, windows=len(windows))
+        uncertainty = None
+        if self.fusion is not None:
+            count = int(self.fusion.get("key_clips", DEFAULT_KEY_CLIPS))
+            keys = np.linspace(0, len(windows) - 1, num=count).round().astype(int)
+            probs, uncertainty = self.evidential(np.stack([windows[i].logits for i in keys]))
+            used = len(keys)
+        else:
+            probs, used = np.mean([w.probabilities for w in windows], axis=0), len(windows)
+        pred = self.make_prediction(probs, last.frame_index, last.time_s, latency_ms, windows=used)
         pred.sector_method, pred.warnings, pred.via = last.sector_method, list(last.warnings), last.via
+        pred.uncertainty = uncertainty
         return pred
 
     def stream(self, **kwargs) -> "StreamingClassifier":
@@ -600,6 +735,9 @@ class StreamingClassifier:
         # `stride` before it (one array per derived input), None while that frame is not buffered.
         self._pairs: deque = deque(maxlen=self.span)
         self._raw: deque = deque(maxlen=self.span)  # grayscale frames behind those features
+        # Evidential models: the logits of recent windows, fused over key clips one span apart.
+        fusion = self.classifier.fusion or {}
+        self._recent_logits: deque = deque(maxlen=int(fusion.get("key_clips", DEFAULT_KEY_CLIPS)) * self.span)
         self._pending: list[np.ndarray] = []  # frames collected for the next sector estimate
         self._sector: Sector | None = self._given
         self._reference: np.ndarray | None = None  # static-region mean on the check grid
@@ -695,6 +833,7 @@ class StreamingClassifier:
                 self._features.clear()
                 self._raw.clear()
                 self._pairs.clear()
+                self._recent_logits.clear()
                 self._pending, self._reference = [], None
                 if self.auto or (self._sector is not None and self._sector.mask.shape != gray.shape):
                     self._sector = None
@@ -730,7 +869,20 @@ class StreamingClassifier:
         when = index / self.fps if time_s is None else float(time_s)
         pred = self.classifier.make_prediction(softmax(logits), index, when, (time.perf_counter() - t0) * 1000.0)
         pred.sector_method, pred.via = method, "features" if self.classifier.per_frame else "forward"
+        pred.logits = np.asarray(logits, dtype=np.float64)
+        if self.classifier.fusion is not None:
+            pred.uncertainty = self._fused_uncertainty(pred.logits)
         return pred
+
+    def _fused_uncertainty(self, logits: np.ndarray) -> float:
+        """Evidential uncertainty of this window fused with earlier ones: up to ``key_clips``
+        windows (this one included) ending one span apart, the stream's sliding key clips."""
+        with self._lock:
+            self._recent_logits.append(logits)
+            recent = list(self._recent_logits)[::-1]
+        every = max(1, -(-self.span // self.hop))  # predictions come every hop frames
+        key_clips = int(self.classifier.fusion.get("key_clips", DEFAULT_KEY_CLIPS))
+        return self.classifier.evidential(np.stack(recent[::every][:key_clips]))[1]
 
 
 def _estimate_step(shape: tuple[int, ...]) -> int:

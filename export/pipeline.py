@@ -414,4 +414,17 @@ def build_manifest(folder: Path, records: list[ArtifactRecord], model, meta: dic
         "source_checkpoint": {"path": str(ckpt_folder), "epoch": meta.get("epoch"),
                               "dataset": (meta["train"].get("data") or {}).get("path"),
                               "weights_sha256": weights_sha},
+        **_fusion(meta),
     }
+
+
+def _fusion(meta: dict) -> dict:
+    """``{"fusion": ...}`` for a model trained with the evidential loss: the edge fuses the
+    evidence of key clips (`echoweave.edge.evidential`) and reports an uncertainty; else ``{}``."""
+    optim = (meta.get("train") or {}).get("optim") or {}
+    if optim.get("loss") != "reedl":
+        return {}
+    from echoweave.edge.evidential import DEFAULT_KEY_CLIPS
+
+    return {"fusion": {"kind": "evidential", "prior": float(optim.get("evidence_prior", 0.8)),
+                       "key_clips": DEFAULT_KEY_CLIPS}}

@@ -32,6 +32,7 @@ def cache_key(checkpoint: str | Path, *extra: str) -> str:
             h.update(f.read_bytes())
     sources = [*sorted((REPO / "export").glob("*.py")), *sorted((REPO / "train" / "models").glob("*.py")),
                REPO / "edge" / "manifest.py", REPO / "edge" / "formats.py", REPO / "edge" / "preprocess.py", REPO / "edge" / "derived_inputs.py",
+               REPO / "edge" / "manifest.schema.json", REPO / "edge" / "evidential.py",
                Path(__file__)]
     for f in sources:
         h.update(f.read_bytes())
