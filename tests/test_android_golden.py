@@ -110,3 +110,85 @@ def test_luma_is_the_same_whatever_the_summation_order():
     np.testing.assert_array_equal(forward, backward)
     np.testing.assert_array_equal(rgb_to_gray(rgb), np.rint(forward).astype(np.uint8))
     np.testing.assert_array_equal(rgb_to_gray(rgb.reshape(-1, 1, 3))[:, 0], rgb_to_gray(rgb))
+
+
+# ---- evidential fusion (issue 14): a set of its own, golden_evidential/ -----------------------
+
+EVIDENTIAL_SCRIPT = REPO / "tests" / "golden" / "make_golden_evidential.py"
+EVIDENTIAL_COMMITTED = REPO / "android_demo" / "core" / "src" / "test" / "resources" / "golden_evidential"
+EVIDENTIAL_FIX = "run: .venv/bin/python tests/golden/make_golden_evidential.py"
+
+
+@pytest.fixture(scope="module")
+def regenerated_evidential(tmp_path_factory) -> Path:
+    spec = importlib.util.spec_from_file_location("make_golden_evidential", EVIDENTIAL_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate(tmp_path_factory.mktemp("golden") / "golden_evidential")
+
+
+def _same_json_exact(a, b, where: str) -> None:
+    """Like `_same_json`, but the hand-built float64 cases are compared to 1e-12 (pure float64
+    arithmetic, no BLAS): the Kotlin test holds them to 1e-9."""
+    if isinstance(a, float) or isinstance(b, float):
+        assert isinstance(a, (int, float)) and isinstance(b, (int, float)), f"{where}: {a!r} vs {b!r}"
+        assert abs(a - b) <= 1e-12 * max(1.0, abs(a)), f"{where}: {a!r} vs {b!r}; {EVIDENTIAL_FIX}"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and sorted(a) == sorted(b), f"{where}: keys differ; {EVIDENTIAL_FIX}"
+        for k in a:
+            _same_json_exact(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), f"{where}: lengths differ; {EVIDENTIAL_FIX}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same_json_exact(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} vs {b!r}; {EVIDENTIAL_FIX}"
+
+
+def test_committed_evidential_golden_vectors_match_the_current_python_edge(regenerated_evidential):
+    files = _files(EVIDENTIAL_COMMITTED)
+    assert _files(regenerated_evidential) == files, f"the set of evidential golden files changed; {EVIDENTIAL_FIX}"
+    assert sum((EVIDENTIAL_COMMITTED / f).stat().st_size for f in files) < 500_000
+    for name in files:
+        new, old = regenerated_evidential / name, EVIDENTIAL_COMMITTED / name
+        if name.endswith(".npy"):
+            a, b = np.load(new), np.load(old)
+            assert a.dtype == b.dtype and a.shape == b.shape, f"{name}: {a.dtype}{a.shape} vs {b.dtype}{b.shape}"
+            if a.dtype.kind == "f":
+                np.testing.assert_allclose(a, b, rtol=0, atol=1e-6, err_msg=f"{name}; {EVIDENTIAL_FIX}")
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=f"{name}; {EVIDENTIAL_FIX}")
+        elif name == "model_cases.json":  # the linear model in the loop: BLAS may sum in another order
+            _same_json(json.loads(new.read_text()), json.loads(old.read_text()), name)
+        else:
+            _same_json_exact(json.loads(new.read_text()), json.loads(old.read_text()), name)
+
+
+def test_evidential_golden_vectors_exercise_the_edge_cases(regenerated_evidential):
+    """One clip, softplus past exp's overflow, the cap at 1, videos shorter than the span,
+    round-half-to-even in key_clip_starts, a history cleared by a new geometry."""
+    from echoweave.edge.evidential import softplus
+
+    root = regenerated_evidential
+    sp = json.loads((root / "softplus.json").read_text())
+    assert max(sp["x"]) > 710 and min(sp["x"]) < -746 and np.isfinite(softplus(np.array(sp["x"]))).all()
+    fuse_cases = {c["name"]: c for c in json.loads((root / "fuse.json").read_text())["cases"]}
+    assert any(len(c["logits"]) == 1 for c in fuse_cases.values())
+    assert fuse_cases["ten_clips_no_evidence_cap"]["scaled_uncertainty"] == 1.0
+    assert fuse_cases["ten_clips_no_evidence_cap"]["uncertainty"] * 10 * 0.1 > 1.0  # the cap is what made it 1
+    starts = json.loads((root / "key_clip_starts.json").read_text())["cases"]
+    ties = 0
+    for num_frames, span, count, got in starts:
+        stop = max(0, num_frames - span)
+        exact = [i * (stop / (count - 1)) for i in range(count)] if count > 1 else [0.0]
+        ties += sum(v % 1 == 0.5 for v in exact[:-1])
+        assert got == [int(v) for v in np.round(np.linspace(0, stop, count))]
+    assert ties > 50  # numpy's round-half-to-even decides these (round(2.5) == 2)
+    assert any(n < span for n, span, _, _ in starts)
+    history = {c["name"]: c for c in json.loads((root / "history.json").read_text())["cases"]}
+    assert history["cleared_by_geometry"]["clear_at"] is not None
+    models = json.loads((root / "model_cases.json").read_text())
+    clip_starts = [cc["key_starts"] for case in models["cases"] for cc in case["clip_cases"]]
+    assert [0, 2, 3, 4, 6, 8, 9] in clip_starts and [0] * 10 in clip_starts  # half-even; shorter than the span
+    manifest = json.loads((root / "manifest.json").read_text())["cases"]
+    assert sum(c["valid"] for c in manifest) == 4 and len(manifest) >= 15

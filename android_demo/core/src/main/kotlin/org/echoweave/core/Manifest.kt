@@ -48,6 +48,8 @@ data class Artifact(
  * The parsed manifest. [raw] keeps the whole JSON object for fields the app only displays
  * (model config, toolchain, parity, metrics). [frames] is T, the features one window holds;
  * [frameStride] k the model's step between them in the clip, so a window spans [windowSpan] frames.
+ * [fusion] is the optional `fusion` entry of a model trained with the evidential loss (its clips
+ * are fused by [Evidential]), null for other models.
  */
 data class Manifest(
     val schemaVersion: Int,
@@ -63,6 +65,7 @@ data class Manifest(
     val methods: List<String>,
     val artifacts: List<Artifact>,
     val raw: Map<String, Any?>,
+    val fusion: FusionSpec? = null,
 ) {
     val classNames: List<String> get() = classes.map { it.name }
 
@@ -135,6 +138,10 @@ data class Manifest(
                 methods = m.list("methods", where).map { it as String },
                 artifacts = m.list("artifacts", where).map { parseArtifact(it) },
                 raw = m,
+                fusion = (m["fusion"] as? Map<*, *>)?.let { f ->
+                    @Suppress("UNCHECKED_CAST")
+                    FusionSpec.fromJson(f as Map<String, Any?>)
+                },
             )
         }
 

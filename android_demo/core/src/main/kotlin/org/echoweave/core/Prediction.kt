@@ -1,6 +1,7 @@
 /*
  * From logits to a decision: softmax, argmax, confidence and the "uncertain view" flag
- * (softmax and Classifier.make_prediction in edge/classifier.py).
+ * (softmax and Classifier.make_prediction in edge/classifier.py), and a clip's prediction from its
+ * windows (Classifier.combine_windows: the mean, or the evidential fusion of key windows).
  */
 package org.echoweave.core
 
@@ -17,6 +18,12 @@ import kotlin.math.exp
  * @property frameIndex 0-based index of the last frame the prediction saw.
  * @property timeS time of that frame in seconds.
  * @property latencyMs wall time spent producing it (preprocessing + runtime).
+ * @property windows number of windows combined (1 for a window prediction).
+ * @property uncertainty evidential uncertainty in (0, 1] of a model with a manifest `fusion`
+ *     entry: N * K * prior / S over the N fused clips, 1 = no evidence ([Evidential]); null for
+ *     other models.
+ * @property logits a window's raw outputs (float64), which clip and stream fusion combine; null
+ *     for a combined prediction.
  */
 data class Prediction(
     val view: String,
@@ -29,6 +36,8 @@ data class Prediction(
     val latencyMs: Double,
     val runtime: String = "",
     val windows: Int = 1,
+    val uncertainty: Double? = null,
+    val logits: DoubleArray? = null,
 )
 
 /** Softmax in float64, stabilised by subtracting the maximum (as the Python edge). */
@@ -57,4 +66,31 @@ fun makePrediction(
     val k = argmax(probs)
     val conf = probs[k]
     return Prediction(classNames[k], k, probs, conf, conf < uncertainThreshold, frameIndex, timeS, latencyMs, runtime, windows)
+}
+
+/**
+ * The clip prediction from its window predictions (Classifier.combine_windows): the last window's
+ * frame and time. Without [fusion], the mean of the window probabilities over all windows. With
+ * it (an evidential model), the evidence of `keyClips` windows spread evenly over the list
+ * ([Evidential.keyWindows]; at hop 1 exactly the key clips of [Evidential.keyClipStarts]) is
+ * fused from the windows' logits, and the prediction reports its [Prediction.uncertainty].
+ *
+ * @throws IllegalArgumentException no windows, or a fusion without window logits.
+ */
+fun combineWindows(
+    windows: List<Prediction>, classNames: List<String>, uncertainThreshold: Double, fusion: FusionSpec?,
+    latencyMs: Double, runtime: String = "",
+): Prediction {
+    require(windows.isNotEmpty()) { "no windows to combine" }
+    val last = windows.last()
+    if (fusion == null) {
+        val probs = DoubleArray(classNames.size) { c -> windows.sumOf { it.probabilities[c] } / windows.size }
+        return makePrediction(probs, classNames, uncertainThreshold, last.frameIndex, last.timeS, latencyMs, runtime, windows.size)
+    }
+    val keys = Evidential.keyWindows(windows.size, fusion.keyClips)
+    val (probs, uncertainty) = Evidential.scaled(keys.map { i ->
+        requireNotNull(windows[i].logits) { "window $i has no logits to fuse" }
+    }, fusion.prior)
+    return makePrediction(probs, classNames, uncertainThreshold, last.frameIndex, last.timeS, latencyMs, runtime, keys.size)
+        .copy(uncertainty = uncertainty)
 }

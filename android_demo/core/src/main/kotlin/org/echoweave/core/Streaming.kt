@@ -15,6 +15,11 @@
  *    estimate is refreshed when the frame size changes (window restarted) or when the static
  *    region outside the fan departs from its reference by more than `changeThreshold` grey levels.
  *
+ *  - Evidential models (manifest `fusion`, [FusionSpec]): a whole clip is classified from its
+ *    `key_clips` key windows spread evenly over it ([Evidential.keyClipStarts]), their evidence
+ *    fused; a stream fuses each window with earlier ones one span apart ([FusedWindows]); both
+ *    report [Prediction.uncertainty].
+ *
  * The model itself sits behind [FrameModel], so the same code runs ExecuTorch or LiteRT on the
  * phone and a plain Kotlin model in the JVM tests.
  */
@@ -39,6 +44,7 @@ interface FrameModel {
  *
  * @property frames T, the features one window holds.
  * @property frameStride k, the model's step between a window's frames (manifest `frame_stride`, default 1).
+ * @property fusion the manifest's evidential `fusion` entry, null for other models.
  */
 data class ModelInfo(
     val classNames: List<String>,
@@ -47,6 +53,7 @@ data class ModelInfo(
     val uncertainThreshold: Double,
     val aggregation: String = "window",
     val frameStride: Int = 1,
+    val fusion: FusionSpec? = null,
 ) {
     init {
         require(frames >= 1) { "frames must be >= 1, got $frames" }
@@ -61,7 +68,7 @@ data class ModelInfo(
 
     companion object {
         fun from(manifest: Manifest) = ModelInfo(manifest.classNames, manifest.frames, manifest.preprocessing,
-            manifest.uncertainThreshold, manifest.aggregation, manifest.frameStride)
+            manifest.uncertainThreshold, manifest.aggregation, manifest.frameStride, manifest.fusion)
     }
 }
 
@@ -123,9 +130,12 @@ class ClipClassifier(val model: FrameModel, val info: ModelInfo) {
 
     /**
      * One prediction per window every [hop] frames (T frames, frameStride apart); frameIndex/timeS
-     * are the window's last frame.
+     * are the window's last frame. [starts] (first frames of the windows to run; default every
+     * hop-th) are an evidential model's key clips. Each window keeps its logits; an evidential
+     * model's window reports its own (one-clip) uncertainty.
      */
-    fun predictWindows(frames: Frames, hop: Int = 1, fps: Double = 30.0, sector: SectorChoice = SectorChoice.Auto): List<Prediction> {
+    fun predictWindows(frames: Frames, hop: Int = 1, fps: Double = 30.0, sector: SectorChoice = SectorChoice.Auto,
+                       starts: List<Int>? = null): List<Prediction> {
         require(fps.isFinite() && fps > 0) { "fps must be positive, got $fps" }
         val t0 = System.nanoTime()
         val gray = if (info.spec.grayscale) rgbToGray(frames) else frames
@@ -138,25 +148,36 @@ class ClipClassifier(val model: FrameModel, val info: ModelInfo) {
         val n = x.shape[0]
         val feats = (0 until n).map { model.embedFrame(frameOf(x, it)) }
         val padded = feats + List(maxOf(info.span - n, 0)) { feats.last() }  // repeat the last frame
-        val starts = windowStarts(n, hop)
+        val starts = starts ?: windowStarts(n, hop)
+        require(starts.isNotEmpty() && starts.all { it >= 0 && it + info.span <= padded.size }) {
+            "window starts must lie in 0..${padded.size - info.span}, got $starts"
+        }
         val logits = starts.map { s -> model.classifyWindow(windowOf(info.windowOf(padded, s))) }
         val perWindow = (System.nanoTime() - t0) / 1e6 / starts.size
         return starts.zip(logits).map { (s, z) ->
             val last = minOf(s + info.span, n) - 1
+            val z64 = DoubleArray(z.size) { z[it].toDouble() }
             makePrediction(softmax(z), info.classNames, info.uncertainThreshold, last, last / fps, perWindow, model.runtimeName)
+                .copy(uncertainty = info.fusion?.let { Evidential.scaled(listOf(z64), it.prior).second }, logits = z64)
         }
     }
 
-    /** One prediction for the clip: the mean of its window probabilities. */
+    /**
+     * One prediction for the clip: the mean of its window probabilities ([combineWindows]). An
+     * evidential model ([ModelInfo.fusion]) runs only its key clips, spread evenly over the clip
+     * ([Evidential.keyClipStarts]; [hop] is then unused), and fuses them.
+     */
     fun predict(frames: Frames, hop: Int = 1, fps: Double = 30.0, sector: SectorChoice = SectorChoice.Auto): Prediction {
         val t0 = System.nanoTime()
-        val windows = predictWindows(frames, hop, fps, sector)
-        val k = info.classNames.size
-        val probs = DoubleArray(k) { c -> windows.sumOf { it.probabilities[c] } / windows.size }
-        val last = windows.last()
-        return makePrediction(probs, info.classNames, info.uncertainThreshold, last.frameIndex, last.timeS,
-            (System.nanoTime() - t0) / 1e6, model.runtimeName, windows.size)
+        val fusion = info.fusion
+        val windows = if (fusion == null) predictWindows(frames, hop, fps, sector) else
+            predictWindows(frames, 1, fps, sector, Evidential.keyClipStarts(frames.t, info.span, fusion.keyClips).toList())
+        return combineWindows(windows, (System.nanoTime() - t0) / 1e6)
     }
+
+    /** The clip prediction from window predictions of this model (Classifier.combine_windows; see [combineWindows]). */
+    fun combineWindows(windows: List<Prediction>, latencyMs: Double = 0.0): Prediction =
+        org.echoweave.core.combineWindows(windows, info.classNames, info.uncertainThreshold, info.fusion, latencyMs, model.runtimeName)
 }
 
 /**
@@ -191,6 +212,7 @@ class StreamingClassifier(
     private var pending = ArrayList<Frames>()  // frames collected for the next sector estimate
     private var reference: FloatArray? = null  // static-region mean on the 4-pixel check grid
     private var shape: Pair<Int, Int>? = null
+    private val fused: FusedWindows? = info.fusion?.let { FusedWindows(span, hop, it) }  // evidential models
 
     /** The sector currently applied (null = whole image). */
     var currentSector: Sector? = given
@@ -214,6 +236,7 @@ class StreamingClassifier(
     @Synchronized
     fun reset() {
         features.clear(); raw.clear(); pending = ArrayList(); reference = null; shape = null
+        fused?.clear()
         currentSector = given
         framesSeen = 0
         sectorUpdates = 0
@@ -276,12 +299,14 @@ class StreamingClassifier(
         val gray = if (frame.channels == 3) rgbToGray(frame) else Frames(1, frame.h, frame.w, 1, frame.data.copyOf(), frame.source)
         val logits: FloatArray
         val index: Int
+        val uncertainty: Double?
         synchronized(this) {
             val size = gray.h to gray.w
             val sec = currentSector
             if (shape != null && size != shape) {
                 // New geometry (depth/zoom/probe change): old frames and masks no longer apply.
                 features.clear(); raw.clear(); pending = ArrayList(); reference = null
+                fused?.clear()
                 if (auto || (sec != null && (sec.h to sec.w) != size)) currentSector = null
             }
             currentSector?.let {
@@ -303,9 +328,12 @@ class StreamingClassifier(
             framesSeen++
             if (features.size < span || (index + 1 - span) % hop != 0) return null
             logits = model.classifyWindow(windowOf(info.windowOf(features)))  // (K,) from T features, oldest first
+            // Evidential models: this window fused with earlier ones one span apart.
+            uncertainty = fused?.add(DoubleArray(logits.size) { logits[it].toDouble() })
         }
         val time = timeS ?: (index / fps)
-        return makePrediction(softmax(logits), info.classNames, info.uncertainThreshold, index, time,
+        val pred = makePrediction(softmax(logits), info.classNames, info.uncertainThreshold, index, time,
             (System.nanoTime() - t0) / 1e6, model.runtimeName)
+        return pred.copy(uncertainty = uncertainty, logits = DoubleArray(logits.size) { logits[it].toDouble() })
     }
 }
