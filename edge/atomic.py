@@ -10,6 +10,7 @@ the old file, if any, is left as it was.
     write_bytes_atomic("out/model.tflite", flatbuffer)
     with atomic_path("out/chart.png") as tmp:     # for libraries that write a file themselves
         fig.savefig(tmp)
+    save_figure(fig, "out/chart.png")             # the same for a matplotlib figure, closed after
 
 This module is the only place that calls ``tempfile.mkstemp`` (tests/test_atomic.py checks).
 """
@@ -65,3 +66,16 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 def write_json_atomic(path: str | Path, data: Any, indent: int = 2, sort_keys: bool = True) -> Path:
     """Write ``data`` as JSON (with a final newline) to ``path`` atomically."""
     return write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
+
+
+def save_figure(fig, path: str | Path, **savefig_kwargs: Any) -> Path:
+    """Save a matplotlib figure as PNG atomically (`atomic_path`) and close it, also on error."""
+    path = Path(path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", **savefig_kwargs)
+    finally:
+        import matplotlib.pyplot as plt  # only figures reach here, so matplotlib is installed
+
+        plt.close(fig)
+    return path

@@ -47,7 +47,7 @@ from typing import Sequence
 
 import numpy as np
 
-from echoweave.edge.atomic import atomic_path, write_text_atomic
+from echoweave.edge.atomic import save_figure, write_text_atomic
 
 __all__ = ["BACKGROUND", "Segment", "Timeline", "build_timeline", "is_background", "mode_filter", "merge_short_runs",
            "scan_workflow", "view_change", "workflow_stats"]
@@ -363,10 +363,4 @@ def plot_timeline(timeline: Timeline, path: str | Path, title: str = "") -> Path
     ax.set_title(title or f"{stats['segments']} segments, {stats['transitions']} transitions, {total:.1f} s")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)

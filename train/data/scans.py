@@ -95,6 +95,17 @@ def _check_tiling(segments: list[dict], duration_s: float, where: str) -> None:
         raise ScanInputError(f"{where}: segments end at {t} s but the recording lasts {duration_s} s")
 
 
+def read_json_file(path: Path, what: str, hint: str = ""):
+    """The JSON document in ``path``, or `ScanInputError` naming the file ("<what> not found",
+    "not a readable JSON file (...)" followed by ``hint``)."""
+    if not path.is_file():
+        raise ScanInputError(f"{path}: {what} not found")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ScanInputError(f"{path}: not a readable JSON file ({exc}){hint}") from None
+
+
 def read_truth(path: str | Path, classes: list[str] | None = None) -> ScanTruth:
     """Read and check a ground-truth file.
 
@@ -107,12 +118,7 @@ def read_truth(path: str | Path, classes: list[str] | None = None) -> ScanTruth:
             the recording, an unknown view; the message names the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ScanInputError(f"{path}: ground-truth file not found")
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ScanInputError(f"{path}: not a readable JSON file ({exc})") from None
+    doc = read_json_file(path, "ground-truth file")
     if not isinstance(doc, dict) or doc.get("kind") != TRUTH_KIND:
         raise ScanInputError(f"{path}: not an echoweave scan ground-truth file (kind {TRUTH_KIND!r})")
     try:

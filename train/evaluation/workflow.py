@@ -32,7 +32,6 @@ length is refused as not belonging to it.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from echoweave.edge.timeline import BACKGROUND, Segment, is_background, scan_workflow
-from echoweave.train.data.scans import ScanInputError, ScanTruth, read_truth, truth_path
+from echoweave.train.data.scans import ScanInputError, ScanTruth, read_json_file, read_truth, truth_path
 
 __all__ = ["ScanPair", "ScanPrediction", "best_model", "compare_workflows", "correlation", "duration_table",
            "match_segments", "pair_with_truth", "plot_durations", "read_predictions", "segment_scores",
@@ -89,13 +88,7 @@ def read_predictions(path: str | Path) -> list[ScanPrediction]:
             and the recording.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ScanInputError(f"{path}: prediction file not found")
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ScanInputError(f"{path}: not a readable JSON file ({exc}); write it with "
-                             "`echoweave classify SCANS --model M --json > FILE`") from None
+    doc = read_json_file(path, "prediction file", "; write it with `echoweave classify SCANS --model M --json > FILE`")
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list) or not isinstance(doc.get("model"), dict):
         raise ScanInputError(f"{path}: not an `echoweave classify --json` document (no model and results)")
     if not doc["results"]:
@@ -401,7 +394,7 @@ def plot_durations(reports: list[dict], path: str | Path) -> Path:
     matplotlib.use("Agg")  # headless
     import matplotlib.pyplot as plt
 
-    from echoweave.edge.atomic import atomic_path
+    from echoweave.edge.atomic import save_figure
 
     fig, axes = plt.subplots(1, len(reports), figsize=(5.2 * len(reports) + 2.2, 5.0), dpi=100, squeeze=False)
     cmap = plt.get_cmap("tab20")
@@ -425,10 +418,4 @@ def plot_durations(reports: list[dict], path: str | Path) -> Path:
     handles, names = axes[0][-1].get_legend_handles_labels()
     fig.legend(handles, names, loc="center right", fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 1 - 2.0 / fig.get_figwidth(), 1))
-    path = Path(path)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)
