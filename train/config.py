@@ -42,6 +42,9 @@ class DataConfig:
         phantom_size: Synthetic frame side in pixels.
         phantom_difficulty: Phantom difficulty in [0, 1].
         phantom_seed: Seed of the phantom generator (independent of the training seed).
+        phantom_degraded: Share of phantom clips rendered at poor quality (dropped frames, heavy
+            noise, acoustic shadows; each clip's ``meta["quality"]`` says what), so that an
+            uncertainty estimate has something to detect. 0 = every clip clean.
         segment_sampling: Uncertainty-aware training windows (EV9V's STFM,
             `echoweave.train.data.uncertainty_sampling`): each training clip is cut into
             segments, a bank keeps each segment's moving average of 1 - evidential uncertainty
@@ -73,6 +76,7 @@ class DataConfig:
     phantom_size: int = 112
     phantom_difficulty: float = 0.3
     phantom_seed: int = 0
+    phantom_degraded: float = 0.0
     segment_sampling: bool = False
     segment_size: int = 20
     segment_epsilon: float = 0.2

@@ -51,7 +51,7 @@ SYNTH_LAYOUTS = ("ned", "ev9v", "dicom", "video")
 def synth(*, out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned", patients: int = 10,
           clips_per_view: int = 2, num_frames: int = 32, height: int = 112, width: int = 112, difficulty: float = 0.3,
           burned_in_text: bool = True, ecg_strip: bool = True, fps: float = 30.0, seed: int = 0,
-          scan_s: float = 0.0) -> None:
+          scan_s: float = 0.0, degraded: float = 0.0) -> None:
     """Generate the synthetic echo phantom (12 NED views) and write it in a real on-disk layout.
 
     Prints a JSON summary (counts, seconds) and also writes it to ``OUT/phantom_summary.json``.
@@ -77,6 +77,8 @@ def synth(*, out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned",
         seed: generator seed (same seed, same bytes).
         scan_s: seconds per full-length examination (0 = write clips); layout dicom or video only;
             --clips_per_view and --num_frames do not apply.
+        degraded: share of clips rendered at poor quality (dropped frames, heavy noise, an acoustic
+            shadow), for uncertainty experiments; 0 = all clean (the summary counts them).
     """
     import time
     from pathlib import Path
@@ -90,7 +92,7 @@ def synth(*, out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned",
         raise EchoweaveError(f"{out}: unknown layout {layout!r}; choose one of {', '.join(SYNTH_LAYOUTS)}")
     cfg = PhantomConfig(num_patients=patients, clips_per_view=clips_per_view, num_frames=num_frames, fps=fps,
                         height=height, width=width, difficulty=difficulty, burned_in_text=burned_in_text,
-                        ecg_strip=ecg_strip, seed=seed)
+                        ecg_strip=ecg_strip, seed=seed, degraded=degraded)
     if scan_s:
         from echoweave.train.data.scans import write_phantom_scans
 
@@ -103,12 +105,13 @@ def synth(*, out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned",
         print(_json.dumps({k: v for k, v in summary.items() if k != "recordings"}, indent=2))
         return
     t0 = time.time()
-    counts = {"clips": 0, "frames": 0}
+    counts = {"clips": 0, "frames": 0, "degraded": 0}
 
     def counted():
         for clip in iter_dataset(cfg):
             counts["clips"] += 1
             counts["frames"] += clip.num_frames
+            counts["degraded"] += int(clip.meta["quality"]["degraded"])
             yield clip
 
     if layout == "ned":
@@ -129,6 +132,7 @@ def synth(*, out: str, layout: Literal["ned", "ev9v", "dicom", "video"] = "ned",
     summary = {
         "out": str(out), "layout": layout, "patients": patients, "views": len(cfg.class_set),
         "clips_per_view": clips_per_view, "clips": counts["clips"], "frames": counts["frames"],
+        "degraded_clips": counts["degraded"],
         "frame_size": [height, width], "fps": fps, "difficulty": difficulty, "seed": seed,
         "seconds": round(time.time() - t0, 2),
     }

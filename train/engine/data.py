@@ -82,7 +82,7 @@ def prepare_clip(clip: Clip, cfg: DataConfig) -> Clip:
 #: DataConfig fields that decide which clips a store holds and how they are prepared; the rest
 #: (sampling, augmentation, loader settings) only decide how samples are drawn from it.
 STORE_FIELDS = ("path", "class_set", "preprocessing", "phantom_patients", "phantom_clips_per_view",
-                "phantom_frames", "phantom_size", "phantom_difficulty", "phantom_seed")
+                "phantom_frames", "phantom_size", "phantom_difficulty", "phantom_seed", "phantom_degraded")
 
 
 def store_key(cfg: DataConfig) -> tuple:
@@ -99,7 +99,7 @@ def load_store(cfg: DataConfig, show_progress: bool = True) -> ClipStore:
 
         pcfg = PhantomConfig(num_patients=cfg.phantom_patients, clips_per_view=cfg.phantom_clips_per_view,
                              num_frames=cfg.phantom_frames, height=cfg.phantom_size, width=cfg.phantom_size,
-                             difficulty=cfg.phantom_difficulty, seed=cfg.phantom_seed,
+                             difficulty=cfg.phantom_difficulty, seed=cfg.phantom_seed, degraded=cfg.phantom_degraded,
                              class_set=CLASS_SETS[cfg.class_set])
         raw, class_names, skipped = list(generate_dataset(pcfg)), CLASS_SETS[cfg.class_set], {}
     else:

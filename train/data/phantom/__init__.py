@@ -7,9 +7,11 @@ view pairs (``MOTION_ONLY_PAIRS``) show the same anatomy with the cycle running 
 directions, so a single frame cannot tell them apart and only a temporal model can.
 
 Modules: ``cycle`` (phases and waveforms), ``anatomy`` (the views), ``scanner`` (fan, speckle,
-screen furniture), ``generate`` (patients, clips, datasets).
+screen furniture), ``generate`` (patients, clips, datasets), ``quality`` (the
+frame-quality knob: dropped frames, heavy noise, acoustic shadows).
 """
 from echoweave.train.data.phantom.anatomy import MOTION_ONLY_PAIRS, VIEWS
+from echoweave.train.data.phantom.quality import Degradation
 from echoweave.train.data.phantom.generate import (
     ClipParams,
     PhantomConfig,
@@ -17,6 +19,7 @@ from echoweave.train.data.phantom.generate import (
     ScanPlan,
     clip_params,
     clip_phases,
+    clip_quality,
     generate_clip,
     generate_dataset,
     generate_recording,
@@ -32,7 +35,7 @@ from echoweave.train.data.phantom.generate import (
 
 __all__ = [
     "MOTION_ONLY_PAIRS", "VIEWS", "ClipParams", "PhantomConfig", "PhantomPatient", "ScanPlan", "clip_params",
-    "clip_phases", "generate_clip", "generate_dataset", "generate_recording", "generate_scan", "iter_dataset",
+    "clip_phases", "clip_quality", "Degradation", "generate_clip", "generate_dataset", "generate_recording", "generate_scan", "iter_dataset",
     "make_patient", "plan_scan", "render_at_phases", "render_frames",
     "sector_mask", "view_id",
 ]

@@ -22,6 +22,7 @@ from echoweave.edge.timeline import BACKGROUND
 from echoweave.edge.views import NED12
 from echoweave.train.data.phantom.anatomy import VIEWS, Levels, draw_anatomy
 from echoweave.train.data.phantom.cycle import CycleState, cardiac_phases
+from echoweave.train.data.phantom.quality import Degradation, degrade, draw_degradation
 from echoweave.train.data.phantom.scanner import FanGrid, anatomy_coordinates, bmode, screen_overlay, speckle
 
 # Second word of every seed, so patient, clip and frame streams never collide.
@@ -46,6 +47,9 @@ class PhantomConfig:
         ecg_strip: draw a static ECG trace below the fan.
         seed: master seed.
         class_set: the views to generate; a clip's label is the view's index in this tuple.
+        degraded: share of clips rendered at poor quality (dropped frames, heavy noise, an
+            acoustic shadow; `echoweave.train.data.phantom.quality`); 0 leaves every clip
+            exactly as without the knob.
     """
 
     num_patients: int = 10
@@ -59,6 +63,7 @@ class PhantomConfig:
     ecg_strip: bool = True
     seed: int = 0
     class_set: tuple[str, ...] = NED12
+    degraded: float = 0.0
 
     def __post_init__(self):
         unknown = [v for v in self.class_set if v not in VIEWS]
@@ -66,6 +71,8 @@ class PhantomConfig:
             raise EchoweaveError(f"phantom: no anatomy for view(s) {unknown}; it draws {sorted(VIEWS)}")
         if not 0.0 <= self.difficulty <= 1.0:
             raise EchoweaveError(f"phantom: difficulty must be in [0, 1], got {self.difficulty}")
+        if not 0.0 <= self.degraded <= 1.0:
+            raise EchoweaveError(f"phantom: degraded (share of poor-quality clips) must be in [0, 1], got {self.degraded}")
         if min(self.height, self.width) < 16 or self.num_frames < 1 or self.fps <= 0:
             raise EchoweaveError(f"phantom: need height, width >= 16, num_frames >= 1, fps > 0 (got {self})")
 
@@ -236,16 +243,24 @@ def clip_phases(view: str | int, patient: PhantomPatient, clip_index: int, cfg: 
     return cardiac_phases(params.start_phase, params.heart_rate_bpm, cfg.fps, frames, VIEWS[name].reversed)
 
 
+def clip_quality(view: str | int, patient: PhantomPatient, clip_index: int, cfg: PhantomConfig) -> Degradation:
+    """What `PhantomConfig.degraded` does to this clip (`Degradation`; clean for most)."""
+    return draw_degradation(cfg.degraded, cfg.seed, patient.index, view_id(view), clip_index, patient.half_angle_deg)
+
+
 def render_frames(view: str | int, patient: PhantomPatient, clip_index: int, cfg: PhantomConfig,
                   frame_indices: Sequence[int] | int | None = None) -> np.ndarray:
-    """Frames of one clip, or only the frames at ``frame_indices``.
+    """Frames of one clip, or only the frames at ``frame_indices`` (degraded when
+    `clip_quality` says so).
 
     Returns:
         ``(T, H, W)`` uint8; ``T = cfg.num_frames`` or ``len(frame_indices)``.
     """
     frames = np.arange(cfg.num_frames) if frame_indices is None else np.atleast_1d(np.asarray(frame_indices))
     phases = clip_phases(view, patient, clip_index, cfg, frames)
-    return render_at_phases(view, patient, phases, cfg, clip_index, frames)
+    out = render_at_phases(view, patient, phases, cfg, clip_index, frames)
+    quality = clip_quality(view, patient, clip_index, cfg)
+    return degrade(out, frames, quality, fan_grid(patient, cfg), (cfg.seed, patient.index, view_id(view), clip_index))
 
 
 def generate_clip(view: str | int, patient: PhantomPatient, clip_index: int, cfg: PhantomConfig) -> Clip:
@@ -263,7 +278,7 @@ def generate_clip(view: str | int, patient: PhantomPatient, clip_index: int, cfg
         view=name,
         meta={"format": "phantom", "seed": cfg.seed, "heart_rate_bpm": params.heart_rate_bpm,
               "start_phase": params.start_phase, "time_reversed": VIEWS[name].reversed,
-              "difficulty": cfg.difficulty},
+              "difficulty": cfg.difficulty, "quality": clip_quality(name, patient, clip_index, cfg).to_meta()},
     )
 
 
