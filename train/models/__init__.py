@@ -28,9 +28,10 @@ _EXPORTS = {
     "TDCNN": "howard", "TemporalConvHead": "howard", "TwoStream": "howard",
     "I3D": "inflated", "inflate_2d_to_3d": "inflated", "inflate_from_image_model": "inflated",
     "STFM": "stfm", "split_resnet": "stfm", "UnrolledLSTM": "unrolled_lstm",
+    "MultiStream": "multistream",
 }
 # Registration order is the order `list_models()` and `echoweave models` show.
-_MODEL_MODULES = ("image", "recurrent", "attention", "video", "howard", "inflated", "stfm")
+_MODEL_MODULES = ("image", "recurrent", "attention", "video", "howard", "inflated", "stfm", "multistream")
 
 __all__ = sorted(_EXPORTS)
 

@@ -66,6 +66,14 @@ class ModelConfig:
         lstm_layers: ``stfm``: stacked LSTM layers (2 in the reference).
         stream_dim: ``stfm``: size of each stream's embedding and of the fused layer before the
             classifier (128 in the reference: 128 + 128 -> 128 -> K).
+        streams: ``multistream``: the frame stride of each stream inside the window (1, 2, 4, 8:
+            the full frame rate, FR/2, FR/4 and FR/8 of Sharma et al.'s multi-stream framework).
+        stream_model: ``multistream``: the registered window model each stream is an instance
+            of (its own weights per stream), built from this config with ``frames =
+            stream_frames`` and ``frame_stride = 1``.
+        stream_frames: ``multistream``: frames per stream (12 in Sharma et al.); None = as many
+            as the window holds at the coarsest stride, ``(frames - 1) // max(streams) + 1``
+            (12 for an 89-frame window at FR/8).
     """
 
     name: str = "tfw"
@@ -95,10 +103,18 @@ class ModelConfig:
     lstm_hidden: int = 512
     lstm_layers: int = 2
     stream_dim: int = 128
+    streams: tuple[int, ...] = field(default=(1, 2, 4, 8))
+    stream_model: str = "c3d"
+    stream_frames: int | None = None
 
     def __post_init__(self) -> None:
         self.mean = tuple(float(m) for m in self.mean)
         self.std = tuple(float(s) for s in self.std)
+        self.streams = tuple(int(s) for s in self.streams)
+        if not self.streams or min(self.streams) < 1 or len(set(self.streams)) != len(self.streams):
+            raise ValueError(f"ModelConfig.streams must be distinct strides >= 1, got {self.streams!r}")
+        if self.stream_frames is not None and int(self.stream_frames) < 1:
+            raise ValueError(f"ModelConfig.stream_frames must be >= 1 or None, got {self.stream_frames!r}")
         for key in ("num_classes", "frames", "input_size", "in_channels", "gru_hidden",
                     "gru_layers", "attention_heads", "attention_fc_dim", "width", "frame_stride",
                     "tdcnn_channels", "lstm_hidden", "lstm_layers", "stream_dim"):
@@ -141,6 +157,7 @@ class ModelConfig:
         """Plain JSON-ready dict (tuples become lists)."""
         out = dataclasses.asdict(self)
         out["mean"], out["std"] = list(self.mean), list(self.std)
+        out["streams"] = list(self.streams)
         return out
 
     @classmethod
