@@ -36,7 +36,8 @@ def predict_windows(model, store: ClipStore, clip_idx, spec, sampler: str, windo
             centred TSN window per clip) or ``frame`` (every frame through ``forward_image``).
 
     Returns:
-        dict with ``probs (N, K)``, ``labels (N,)`` and ``video_ids (N,)`` (clip index per window).
+        dict with ``probs (N, K)``, ``logits (N, K)``, ``labels (N,)`` and ``video_ids (N,)``
+        (clip index per window).
     """
     tf = eval_transform(spec)
     if sampler == "frame":
@@ -44,8 +45,8 @@ def predict_windows(model, store: ClipStore, clip_idx, spec, sampler: str, windo
     else:
         ds, net = WindowSamples(store, clip_idx, tf, model.frames, sampler, train=False, windows=windows,
                                 stride=model.cfg.frame_stride if sampler == "consecutive" else 1), model
-    probs, labels, clips = predict(net, DataLoader(ds, batch_size=batch_size), rt)
-    return {"probs": probs, "labels": labels, "video_ids": clips}
+    probs, labels, clips, logits = predict(net, DataLoader(ds, batch_size=batch_size), rt, with_logits=True)
+    return {"probs": probs, "labels": labels, "video_ids": clips, "logits": logits}
 
 
 def motion_pair_accuracy(labels: np.ndarray, preds: np.ndarray, class_names, pairs=None) -> dict:

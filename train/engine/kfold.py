@@ -28,6 +28,7 @@ from echoweave.train.evaluation import (
     pool_folds,
     write_metrics_json,
 )
+from echoweave.train.evaluation.selective import annotate_windows, selective_markdown, selective_table
 
 
 def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] | None = None,
@@ -50,9 +51,9 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
     cross_seed = exp.get("cross_seed") if cfg1.data.path == "phantom" else None
     cross: dict[str, list[dict]] = {}
 
-    def score(name, model, data_cfg, store_, idx, sampler, n_windows):
-        per_method.setdefault(name, []).append(
-            predict_windows(model, store_, idx, data_cfg.preprocessing, sampler, n_windows, _rt_of(model)))
+    def score(name, model, data_cfg, store_, idx, sampler, n_windows, prior=None):
+        pred = predict_windows(model, store_, idx, data_cfg.preprocessing, sampler, n_windows, _rt_of(model))
+        per_method.setdefault(name, []).append(annotate_windows(pred, store_.clips, prior))
         if cross_seed is not None:
             other = stores.get(dataclasses.replace(data_cfg, phantom_seed=int(cross_seed)))
             cross.setdefault(name, []).append(predict_windows(
@@ -78,10 +79,13 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
             held = np.isin(store2.patients, list(test_patients))
             train2, test2 = np.flatnonzero(~held), np.flatnonzero(held)
             r2 = run_training(cfg2, store=store2, train_idx=train2, val_idx=test2, show_progress=show_progress)
-            score(name, r2.model, cfg2.data, store2, test2, cfg2.data.sampler, cfg2.data.eval_windows)
+            score(name, r2.model, cfg2.data, store2, test2, cfg2.data.sampler, cfg2.data.eval_windows,
+                  cfg2.optim.evidence_prior if cfg2.optim.loss == "reedl" else None)
     if not per_method:
         raise EchoweaveError(f"no fold was run (only_folds={only_folds}, folds={folds})")
     results = _summarise(per_method, class_names, exp, out)
+    if exp.get("selective"):
+        results["selective"] = selective_table(per_method, exp["selective"])
     if cross:
         results["cross_seed"] = {"phantom_seed": int(cross_seed),
                                  "methods": _cross_summary(cross, class_names, results["motion_pairs"])}
@@ -224,6 +228,12 @@ def _markdown(results: dict, recipe_path: str, folds: int, only_folds) -> str:
         for name, m in cs["methods"].items():
             cells = [f"{m['motion_pairs'].get('|'.join(p), float('nan')):.3f}" for p in results["motion_pairs"]]
             lines.append(f"| {name} | {m['accuracy_mean']:.3f} ± {m['accuracy_std']:.3f} | " + " | ".join(cells) + " |")
+    if results.get("selective"):
+        lines += ["", "## Selective classification (videos ranked by the model's own uncertainty)", "",
+                  "Evidential models fuse their windows' Dirichlet parameters (the edge's fusion) and rank by "
+                  "its uncertainty N K prior / S; softmax models rank by 1 - max mean probability. Degraded = "
+                  "a clip of the phantom's frame-quality knob (dropped frames, heavy noise, acoustic shadow).", "",
+                  *selective_markdown(results["selective"])]
     if results["mcnemar_video"]:
         lines += ["", "## McNemar's exact test (video level)", "", "| comparison | b | c | p |", "|---|---|---|---|"]
         for name, t in results["mcnemar_video"].items():

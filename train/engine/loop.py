@@ -117,14 +117,15 @@ def train_one_epoch(model, loader, optimizer, scheduler, rt: Runtime, optim: Opt
 
 @torch.no_grad()
 def predict(model, loader, rt: Runtime, channels_last: bool = False,
-            show_progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            show_progress: bool = False, with_logits: bool = False) -> tuple[np.ndarray, ...]:
     """Softmax probabilities for every sample of ``loader`` (in this process).
 
     Returns:
-        ``(probs (N, K) float64, labels (N,), clips (N,))`` as numpy arrays.
+        ``(probs (N, K) float64, labels (N,), clips (N,))`` as numpy arrays, and the logits
+        ``(N, K)`` float64 fourth with ``with_logits`` (evidential fusion needs them).
     """
     model.eval()
-    probs, labels, clips = [], [], []
+    probs, labels, clips, raw = [], [], [], []
     for batch in tqdm(loader, desc="eval", leave=False, disable=not show_progress):
         x = batch["x"].to(rt.device, non_blocking=True)
         if channels_last and x.ndim == 4:
@@ -136,8 +137,10 @@ def predict(model, loader, rt: Runtime, channels_last: bool = False,
         if not torch.isfinite(p).all():
             raise EchoweaveError("model produced non-finite outputs during evaluation")
         probs.append(p.cpu().double().numpy())
+        raw.append(logits.float().cpu().double().numpy())
         labels.append(batch["label"].numpy())
         clips.append(batch["clip"].numpy())
     if not probs:
         raise EchoweaveError("the evaluation split is empty: no batch was drawn")
-    return np.concatenate(probs), np.concatenate(labels), np.concatenate(clips)
+    out = (np.concatenate(probs), np.concatenate(labels), np.concatenate(clips))
+    return (*out, np.concatenate(raw)) if with_logits else out
