@@ -16,7 +16,9 @@ from echoweave.train.evaluation import (
     pool_folds,
     write_metrics_json,
 )
+from echoweave.train.evaluation.metrics import top_k_accuracy
 from echoweave.train.evaluation.report import confusion_figure_size
+from echoweave.train.evaluation.stats import clopper_pearson_ci
 
 NAMES3 = ("A", "B", "C")
 
@@ -42,7 +44,7 @@ def test_classification_metrics_three_class_toy():
     assert m["n"] == 10 and m["num_classes"] == 3 and m["class_names"] == list(NAMES3)
     assert m["accuracy"] == pytest.approx(0.7)
     assert m["top1_accuracy"] == pytest.approx(0.7)
-    assert m["top3_accuracy"] is None  # K = 3: top-3 is trivially 1
+    assert m["top3_accuracy"] is None and m["top3_accuracy_ci95"] is None  # K = 3: top-3 is trivially 1
     assert m["f1_macro"] == pytest.approx(25 / 36)
     assert m["precision_macro"] == pytest.approx(25 / 36)
     assert m["recall_macro"] == pytest.approx(25 / 36)
@@ -63,6 +65,9 @@ def test_top_k_accuracy_by_rank_of_true_class():
     m = classification_metrics(labels, probs, list("abcde"))
     assert m["top1_accuracy"] == pytest.approx(0.25)
     assert m["top3_accuracy"] == pytest.approx(0.75)
+    # exact binomial interval of 3 hits in 4, as for top-1 (Clopper–Pearson)
+    assert m["top3_accuracy_ci95"] == pytest.approx([0.19412, 0.99369], abs=1e-5)
+    assert m["top3_accuracy_ci95"] == pytest.approx(list(clopper_pearson_ci(3, 4)))
     # a class never predicted and never present gets zeros, not a warning or NaN
     assert m["per_class"]["e"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
 
@@ -228,9 +233,31 @@ def test_metrics_table_markdown():
     m = classification_metrics(TOY_LABELS, one_hot_probs(TOY_PRED, 3), NAMES3)
     table = metrics_table_markdown({"TFW|r50": m})
     assert table.splitlines() == [
-        "| model | accuracy [95% CI] | macro F1 | kappa | top-3 | N |",
+        "| model | accuracy [95% CI] | macro F1 | kappa | top-3 [95% CI] | N |",
         "|---|---|---|---|---|---|",
         "| TFW\\|r50 | 0.700 [0.348, 0.933] | 0.694 | 0.545 | – | 10 |",
     ]
     with pytest.raises(EvaluationInputError, match="lacks metrics"):
         metrics_table_markdown({"x": {"accuracy": 0.5}})
+
+
+def test_top3_in_the_table_and_across_folds():
+    # K = 4, 5 clips: true class at rank 1, 2, 3, 4, 1 -> top-1 2/5, top-3 4/5
+    probs = np.tile([0.4, 0.3, 0.2, 0.1], (5, 1))
+    labels = np.array([0, 1, 2, 3, 0])
+    assert top_k_accuracy(labels, probs, 1) == pytest.approx(0.4)
+    assert top_k_accuracy(labels, probs, 3) == pytest.approx(0.8)
+    assert top_k_accuracy(labels, probs, 4) is None  # k >= K: trivially 1
+    m = classification_metrics(labels, probs, list("abcd"))
+    lo, hi = clopper_pearson_ci(4, 5)
+    row = metrics_table_markdown({"m": m}).splitlines()[2]
+    assert row == f"| m | 0.400 [{m['accuracy_ci95'][0]:.3f}, {m['accuracy_ci95'][1]:.3f}] | " \
+                  f"{m['f1_macro']:.3f} | {m['cohen_kappa']:.3f} | 0.800 [{lo:.3f}, {hi:.3f}] | 5 |"
+    # per-fold top-3 spread: fold 0 has 4/5 in the top 3, fold 1 (ranks 3, 2, 1, 0) 1/2: class 1, not 0
+    fold1 = {"labels": np.array([0, 1]), "probs": np.tile([0.1, 0.2, 0.3, 0.4], (2, 1))}
+    pooled = pool_folds([{"labels": labels, "probs": probs}, fold1], list("abcd"))
+    assert pooled["summary"]["clip"]["top3_accuracy"] == pytest.approx({"mean": 0.65, "std": 0.212132, "n": 2})
+    assert pooled["pooled"]["clip"]["top3_accuracy"] == pytest.approx(5 / 7)
+    # with K <= 3 top-3 is left out of the summary rather than reported as 1
+    three = pool_folds([{"labels": TOY_LABELS, "probs": one_hot_probs(TOY_PRED, 3)}] * 2, NAMES3)
+    assert "top3_accuracy" not in three["summary"]["clip"]

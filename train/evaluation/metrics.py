@@ -84,7 +84,8 @@ def classification_metrics(labels, probs, class_names) -> dict:
     Returns:
         dict with n, num_classes, class_names, accuracy, accuracy_ci95 [low, high]
         (Clopper–Pearson), precision/recall/f1 _macro and _weighted, top1_accuracy,
-        top3_accuracy (None when K <= 3, where it is trivially 1), cohen_kappa (None when
+        top3_accuracy (None when K <= 3, where it is trivially 1) and top3_accuracy_ci95
+        (Clopper–Pearson, None with it), cohen_kappa (None when
         undefined, e.g. a single class in labels and predictions), confusion_matrix
         (K x K list, rows = true, columns = predicted), per_class {name: precision, recall,
         f1, support}.
@@ -107,7 +108,9 @@ def classification_metrics(labels, probs, class_names) -> dict:
         metrics.update({f"precision_{average}": float(prec), f"recall_{average}": float(rec),
                         f"f1_{average}": float(f1)})
     metrics["top1_accuracy"] = _top_k_accuracy(y, p, 1)
-    metrics["top3_accuracy"] = _top_k_accuracy(y, p, 3)
+    metrics["top3_accuracy"] = top3 = _top_k_accuracy(y, p, 3)
+    # sklearn returns the fraction; the count of hits is that times n, exactly.
+    metrics["top3_accuracy_ci95"] = None if top3 is None else list(clopper_pearson_ci(round(top3 * n), n))
     with warnings.catch_warnings():
         # One shared label (e.g. a one-class toy) makes kappa 0/0; we report None instead.
         warnings.simplefilter("ignore", UndefinedMetricWarning)
@@ -121,6 +124,20 @@ def classification_metrics(labels, probs, class_names) -> dict:
                "support": int(support[i])}
         for i, name in enumerate(names)}
     return metrics
+
+
+def top_k_accuracy(labels, probs, k: int) -> float | None:
+    """Fraction of rows whose true class is among the ``k`` most probable; None when k >= K.
+
+    Args:
+        labels: true class ids, shape (N,).
+        probs: predicted probabilities, shape (N, K).
+        k: how many of the most probable classes count as a hit (3 for top-3).
+    """
+    p = check_probs(probs)
+    y = check_labels(labels, num_classes=p.shape[1])
+    check_same_length(labels=y, probs=p)
+    return _top_k_accuracy(y, p, k)
 
 
 def _top_k_accuracy(y: np.ndarray, p: np.ndarray, k: int) -> float | None:
@@ -166,8 +183,8 @@ def pool_folds(fold_results: list[dict], class_names=None) -> dict:
 
     Returns:
         {"num_folds", "folds": [{"clip", "video"}...], "pooled": {"clip", "video"},
-        "summary": {"clip"|"video": {"accuracy": {mean, std, n}, "f1_macro": {...}}}};
-        "video" entries are None without video ids.
+        "summary": {"clip"|"video": {"accuracy": {mean, std, n}, "f1_macro": {...},
+        "top3_accuracy": {...} (when K > 3)}}}; "video" entries are None without video ids.
     """
     if not fold_results:
         raise EvaluationInputError("pool_folds got no folds")
@@ -200,7 +217,8 @@ def pool_folds(fold_results: list[dict], class_names=None) -> dict:
             np.concatenate([lv for _, lv, _ in per_fold]),
             np.concatenate([pv for pv, _, _ in per_fold]), names)
     summary = {level: None if folds[0][level] is None else {
-        key: mean_std([f[level][key] for f in folds]) for key in ("accuracy", "f1_macro")}
+        key: mean_std([f[level][key] for f in folds]) for key in ("accuracy", "f1_macro", "top3_accuracy")
+        if folds[0][level][key] is not None}
         for level in ("clip", "video")}
     return {"num_folds": len(folds), "folds": folds, "pooled": pooled, "summary": summary}
 

@@ -127,19 +127,27 @@ def _fmt(value, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _with_ci(value, ci) -> str:
+    """``0.750 [0.194, 0.994]``; the value alone without an interval; "–" without a value."""
+    if value is None or ci is None:
+        return _fmt(value)
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def metrics_table_markdown(rows: dict[str, dict]) -> str:
     """A Markdown results table, one row per model.
 
     Args:
         rows: model name -> classification_metrics dict (needs accuracy, accuracy_ci95,
-            f1_macro, cohen_kappa, top3_accuracy, n).
+            f1_macro, n; uses cohen_kappa, top3_accuracy and top3_accuracy_ci95 when present).
 
     Returns:
-        Markdown text: model | accuracy [95% CI] | macro F1 | kappa | top-3 | N.
+        Markdown text: model | accuracy [95% CI] | macro F1 | kappa | top-3 [95% CI] | N.
+        Accuracy is top-1; top-3 is "–" with K <= 3 classes (trivially 1).
     """
     if not rows:
         raise EvaluationInputError("metrics_table_markdown got no rows")
-    lines = ["| model | accuracy [95% CI] | macro F1 | kappa | top-3 | N |",
+    lines = ["| model | accuracy [95% CI] | macro F1 | kappa | top-3 [95% CI] | N |",
              "|---|---|---|---|---|---|"]
     for name, m in rows.items():
         missing = [k for k in ("accuracy", "accuracy_ci95", "f1_macro", "n") if k not in m]
@@ -148,7 +156,7 @@ def metrics_table_markdown(rows: dict[str, dict]) -> str:
         low, high = m["accuracy_ci95"]
         cells = [str(name).replace("|", "\\|"),
                  f"{m['accuracy']:.3f} [{low:.3f}, {high:.3f}]",
-                 _fmt(m["f1_macro"]), _fmt(m.get("cohen_kappa")), _fmt(m.get("top3_accuracy")),
-                 str(int(m["n"]))]
+                 _fmt(m["f1_macro"]), _fmt(m.get("cohen_kappa")),
+                 _with_ci(m.get("top3_accuracy"), m.get("top3_accuracy_ci95")), str(int(m["n"]))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
