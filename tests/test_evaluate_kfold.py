@@ -24,6 +24,9 @@ def test_evaluate_checkpoint_on_held_out_patients(tiny_checkpoint, tmp_path):
     assert 0.0 <= res["video"]["accuracy"] <= 1.0
     lo, hi = res["video"]["accuracy_ci95"]
     assert lo <= res["video"]["accuracy"] <= hi
+    # top-3 beside top-1, with its exact interval (12 classes)
+    lo3, hi3 = res["video"]["top3_accuracy_ci95"]
+    assert res["video"]["accuracy"] <= res["video"]["top3_accuracy"] and lo3 <= res["video"]["top3_accuracy"] <= hi3
     # The same model compared with itself disagrees nowhere.
     assert (res["mcnemar_vs"]["b"], res["mcnemar_vs"]["c"], res["mcnemar_vs"]["p"]) == (0, 0, 1.0)
     saved = json.loads((tmp_path / "eval_metrics.json").read_text())
@@ -93,6 +96,13 @@ def test_kfold_reports_every_method_on_held_out_folds(tmp_path):
     md = (tmp_path / "docs" / "t.md").read_text()
     assert "Synthetic data" in md and "tfw_spaced" in md and "Motion-only" in md
     assert "another phantom seed" in md and "**tfw_consecutive**: the paper's TFW" in md
+    # top-3 in the pooled tables (with its CI), across folds and on the other seed's patients
+    assert md.count("top-3 [95% CI]") == 2 and "| method | accuracy | macro F1 | top-3 |" in md
+    assert "| method | accuracy | top-3 |" in md
+    for name, m in methods.items():
+        assert m["pooled"]["video"]["top3_accuracy"] >= m["pooled"]["video"]["accuracy"], name
+        assert m["summary"]["video"]["top3_accuracy"]["n"] == 2
+        assert 0.0 <= cross[name]["top3_mean"] <= 1.0 and cross[name]["top3_std"] >= 0.0
     assert (tmp_path / "exp" / "results.json").is_file()
     assert (tmp_path / "exp" / "confusion_tfw_consecutive.png").is_file()
 

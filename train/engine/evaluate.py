@@ -135,7 +135,9 @@ def evaluate_checkpoint(checkpoint: str, data_path: str | None = None, out: str 
                           out_dir / "eval_confusion.png")
     v = result["video"]
     lo, hi = v["accuracy_ci95"]
-    print(f"video-level accuracy {v['accuracy']:.3f} [95% CI {lo:.3f}-{hi:.3f}] on {v['n']} clips; "
+    top3 = "" if v["top3_accuracy"] is None else (
+        f"; top-3 {v['top3_accuracy']:.3f} [95% CI {v['top3_accuracy_ci95'][0]:.3f}-{v['top3_accuracy_ci95'][1]:.3f}]")
+    print(f"video-level accuracy {v['accuracy']:.3f} [95% CI {lo:.3f}-{hi:.3f}]{top3} on {v['n']} clips; "
           f"macro F1 {v['f1_macro']:.3f}; window-level accuracy {result['clip']['accuracy']:.3f}")
     print(f"wrote {out_dir / 'eval_metrics.json'} and {out_dir / 'eval_confusion.png'}")
     return result

@@ -22,12 +22,14 @@ from echoweave.train.engine.evaluate import motion_pair_accuracy, predict_window
 from echoweave.train.engine.recipe import load_recipe, resolve_config_path, stage_config
 from echoweave.train.engine.run import run_training
 from echoweave.train.evaluation import (
+    aggregate_by_video,
     mcnemar_exact,
     metrics_table_markdown,
     plot_confusion_matrix,
     pool_folds,
     write_metrics_json,
 )
+from echoweave.train.evaluation.metrics import top_k_accuracy
 from echoweave.train.evaluation.selective import annotate_windows, selective_markdown, selective_table
 
 
@@ -136,17 +138,21 @@ def _rt_of(model):
 
 
 def _cross_summary(cross: dict, class_names, pairs) -> dict:
-    """Video-level accuracy (and per motion-only pair) of each fold's model on the other seed's
-    patients, as mean and standard deviation over folds."""
+    """Video-level accuracy, top-3 accuracy (None with K <= 3) and per motion-only pair accuracy
+    of each fold's model on the other seed's patients, as mean and standard deviation over folds."""
     out = {}
     for name, fold_preds in cross.items():
-        accs, pair_accs = [], {"|".join(p): [] for p in pairs}
+        accs, top3s, pair_accs = [], [], {"|".join(p): [] for p in pairs}
         for pred in fold_preds:
             labels, preds = video_predictions(pred)
             accs.append(float((labels == preds).mean()))
+            probs_v, labels_v, _ = aggregate_by_video(pred["probs"], pred["video_ids"], pred["labels"])
+            top3s.append(top_k_accuracy(labels_v, probs_v, 3))
             for key, v in motion_pair_accuracy(labels, preds, class_names, pairs).items():
                 pair_accs[key].append(v["accuracy"])
+        top3 = None if None in top3s else (float(np.mean(top3s)), float(np.std(top3s)))
         out[name] = {"accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
+                     "top3_mean": None if top3 is None else top3[0], "top3_std": None if top3 is None else top3[1],
                      "videos": int(len(np.unique(fold_preds[0]["video_ids"]))), "folds": len(accs),
                      "motion_pairs": {k: float(np.mean(v)) for k, v in pair_accs.items() if v}}
     return out
@@ -201,16 +207,17 @@ def _markdown(results: dict, recipe_path: str, folds: int, only_folds) -> str:
         "",
         metrics_table_markdown({n: m["pooled"]["clip"] for n, m in results["methods"].items()}),
         "",
-        "## Mean ± std across folds (video-level accuracy, macro F1)",
+        "## Mean ± std across folds (video-level accuracy, macro F1, top-3 accuracy)",
         "",
-        "| method | accuracy | macro F1 |",
-        "|---|---|---|",
+        "| method | accuracy | macro F1 | top-3 |",
+        "|---|---|---|---|",
     ]
     for name, m in results["methods"].items():
         s = m["summary"]["video"] if "video" in m["summary"] else m["summary"]
         acc, f1 = s["accuracy"], s["f1_macro"]
-        fmt = lambda d: f"{d['mean']:.3f} ± {d['std']:.3f}" if d.get("std") is not None else f"{d['mean']:.3f}"
-        lines.append(f"| {name} | {fmt(acc)} | {fmt(f1)} |")
+        fmt = lambda d: "–" if d is None else (
+            f"{d['mean']:.3f} ± {d['std']:.3f}" if d.get("std") is not None else f"{d['mean']:.3f}")
+        lines.append(f"| {name} | {fmt(acc)} | {fmt(f1)} | {fmt(s.get('top3_accuracy'))} |")
     lines += ["", "## Motion-only class pairs (video-level accuracy on their clips)", "",
               "| method | " + " | ".join(results["motion_pairs"] and ["/".join(p) for p in results["motion_pairs"]]) + " |",
               "|---|" + "---|" * len(results["motion_pairs"])]
@@ -223,11 +230,13 @@ def _markdown(results: dict, recipe_path: str, folds: int, only_folds) -> str:
         some = next(iter(cs["methods"].values()))
         lines += ["", f"## Patients of another phantom seed (seed {cs['phantom_seed']}, {some['videos']} videos, "
                       f"every fold's model; mean ± std over {some['folds']} folds)", "",
-                  "| method | accuracy | " + " | ".join("/".join(p) for p in results["motion_pairs"]) + " |",
-                  "|---|---|" + "---|" * len(results["motion_pairs"])]
+                  "| method | accuracy | top-3 | " + " | ".join("/".join(p) for p in results["motion_pairs"]) + " |",
+                  "|---|---|---|" + "---|" * len(results["motion_pairs"])]
         for name, m in cs["methods"].items():
             cells = [f"{m['motion_pairs'].get('|'.join(p), float('nan')):.3f}" for p in results["motion_pairs"]]
-            lines.append(f"| {name} | {m['accuracy_mean']:.3f} ± {m['accuracy_std']:.3f} | " + " | ".join(cells) + " |")
+            top3 = "–" if m.get("top3_mean") is None else f"{m['top3_mean']:.3f} ± {m['top3_std']:.3f}"
+            lines.append(f"| {name} | {m['accuracy_mean']:.3f} ± {m['accuracy_std']:.3f} | {top3} | "
+                         + " | ".join(cells) + " |")
     if results.get("selective"):
         lines += ["", "## Selective classification (videos ranked by the model's own uncertainty)", "",
                   "Evidential models fuse their windows' Dirichlet parameters (the edge's fusion) and rank by "
