@@ -67,6 +67,8 @@ class Segment:
         end_s: end time in seconds (exclusive).
         windows: number of window predictions inside.
         mean_confidence: mean model confidence of those windows.
+        mean_uncertainty: mean evidential uncertainty of those windows (`Prediction.uncertainty`,
+            a model trained with the evidential loss), None for a model without one.
     """
 
     view: str
@@ -75,21 +77,34 @@ class Segment:
     end_s: float
     windows: int
     mean_confidence: float
+    mean_uncertainty: float | None = None
 
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "duration_s": self.duration_s}
+        """The fields plus ``duration_s``; ``mean_uncertainty`` only when the model has one."""
+        d = {**asdict(self), "duration_s": self.duration_s}
+        if d["mean_uncertainty"] is None:
+            del d["mean_uncertainty"]
+        return d
 
 
 @dataclass
 class Timeline:
-    """Segments of a recording plus its workflow statistics (see `workflow_stats`)."""
+    """Segments of a recording plus its workflow statistics (see `workflow_stats`).
+
+    Attributes:
+        segments: the smoothed segments, in time order.
+        params: the smoothing settings used.
+        uncertainty: per-window evidential uncertainty ``{"time_s": [...], "uncertainty": [...]}``
+            of a model that has one (drawn under the timeline by `plot`), else None.
+    """
 
     segments: list[Segment]
     params: dict = field(default_factory=dict)
+    uncertainty: dict | None = None
 
     @property
     def stats(self) -> dict:
@@ -101,16 +116,22 @@ class Timeline:
         return scan_workflow(self.segments)
 
     def to_dict(self) -> dict:
-        return {"segments": [s.to_dict() for s in self.segments], "stats": self.stats, "params": self.params}
+        d = {"segments": [s.to_dict() for s in self.segments], "stats": self.stats, "params": self.params}
+        if self.uncertainty is not None:
+            d["uncertainty"] = self.uncertainty
+        return d
 
     def write_json(self, path: str | Path) -> Path:
         """Write segments, statistics, parameters and the `workflow` as JSON (atomically)."""
         return write_text_atomic(path, json.dumps({**self.to_dict(), "workflow": self.workflow}, indent=2) + "\n")
 
     def to_csv(self) -> str:
-        """Segments as CSV text: view, class_id, start_s, end_s, duration_s, windows, mean_confidence."""
+        """Segments as CSV text: view, class_id, start_s, end_s, duration_s, windows, mean_confidence
+        (and mean_uncertainty for a model with an evidential uncertainty)."""
         buf = io.StringIO()
         cols = ["view", "class_id", "start_s", "end_s", "duration_s", "windows", "mean_confidence"]
+        if self.uncertainty is not None:
+            cols.append("mean_uncertainty")
         writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
         writer.writeheader()
         for s in self.segments:
@@ -247,7 +268,10 @@ def build_timeline(predictions: Sequence, class_names: Sequence[str] | None = No
         for p in predictions:
             names.setdefault(p.class_id, p.view)
         uncertain = np.array([p.uncertain for p in predictions])
+        evidential = [getattr(p, "uncertainty", None) for p in predictions]
+        evidential = None if any(u is None for u in evidential) else np.asarray(evidential, dtype=np.float64)
     else:
+        evidential = None
         uncertain = np.zeros(0 if times is None else len(times), bool)
     if times is None or len(times) == 0:
         return Timeline([], {"smooth": smooth, "min_segment_s": min_segment_s, "uncertain_as": uncertain_as})
@@ -272,8 +296,11 @@ def build_timeline(predictions: Sequence, class_names: Sequence[str] | None = No
     if min_segment_s > 0:
         labels = merge_short_runs(labels, bounds, min_segment_s)
     segments = [Segment(names.get(int(lab), str(int(lab))), int(lab), float(bounds[a]), float(bounds[b]), b - a,
-                        float(conf[a:b].mean())) for lab, a, b in _runs(labels)]
-    return Timeline(segments, {**params, "step_s": step})
+                        float(conf[a:b].mean()), None if evidential is None else float(evidential[a:b].mean()))
+                for lab, a, b in _runs(labels)]
+    trace = None if evidential is None else {"time_s": [round(float(x), 6) for x in t],
+                                             "uncertainty": [round(float(x), 6) for x in evidential]}
+    return Timeline(segments, {**params, "step_s": step}, trace)
 
 
 def is_background(segment: Segment) -> bool:
@@ -350,7 +377,17 @@ def plot_timeline(timeline: Timeline, path: str | Path, title: str = "") -> Path
     total = segs[-1].end_s if segs else 0.0
     minutes = total > 300
     unit = 60.0 if minutes else 1.0
-    fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(views), 1) + 1.4), dpi=100)
+    height = 0.45 * max(len(views), 1) + 1.4
+    if timeline.uncertainty is None:
+        fig, ax = plt.subplots(figsize=(10, height), dpi=100)
+    else:  # a strip under the views: where the model says it does not know
+        fig, (ax, low) = plt.subplots(2, 1, figsize=(10, height + 1.3), dpi=100, sharex=True,
+                                      gridspec_kw={"height_ratios": [max(len(views), 1), 2.2]})
+        tu = np.asarray(timeline.uncertainty["time_s"]) / unit
+        low.fill_between(tu, timeline.uncertainty["uncertainty"], step="post", color="tab:red", alpha=0.5)
+        low.set_ylim(0, 1)
+        low.set_ylabel("uncertainty", fontsize=8)
+        low.grid(axis="x", alpha=0.3)
     cmap = plt.get_cmap("tab20")
     for row, view in enumerate(views):
         bars = [(s.start_s / unit, s.duration_s / unit) for s in segs if s.view == view]
@@ -358,7 +395,7 @@ def plot_timeline(timeline: Timeline, path: str | Path, title: str = "") -> Path
     ax.set_yticks(range(len(views)), views)
     ax.invert_yaxis()
     ax.set_xlim(segs[0].start_s / unit if segs else 0, total / unit if total else 1)
-    ax.set_xlabel("time (minutes)" if minutes else "time (s)")
+    (ax if timeline.uncertainty is None else low).set_xlabel("time (minutes)" if minutes else "time (s)")
     stats = timeline.stats
     ax.set_title(title or f"{stats['segments']} segments, {stats['transitions']} transitions, {total:.1f} s")
     ax.grid(axis="x", alpha=0.3)

@@ -109,3 +109,26 @@ def test_exports_json_csv_png(tmp_path):
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert width == 1000 and 100 < height < 400
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.json", "t.png"]  # no temp files left
+
+
+def test_evidential_uncertainty_reaches_segments_csv_json_and_plot(tmp_path):
+    labels = [0] * 10 + [1] * 10
+    preds = _preds(labels)
+    for i, p in enumerate(preds):
+        p.uncertainty = 0.1 if i < 10 else 0.6
+    tl = build_timeline(preds, NAMES, smooth=1, min_segment_s=0)
+    assert [s.mean_uncertainty for s in tl.segments] == pytest.approx([0.1, 0.6])
+    assert tl.uncertainty["time_s"][:2] == [0.0, 0.5] and tl.uncertainty["uncertainty"][-1] == 0.6
+    rows = list(csv.DictReader(io.StringIO(tl.to_csv())))
+    assert [float(r["mean_uncertainty"]) for r in rows] == pytest.approx([0.1, 0.6])
+    doc = json.loads(tl.write_json(tmp_path / "t.json").read_text())
+    assert doc["segments"][1]["mean_uncertainty"] == pytest.approx(0.6) and len(doc["uncertainty"]["uncertainty"]) == 20
+    png = tl.plot(tmp_path / "t.png")
+    assert png.stat().st_size > 1000
+    # A softmax model: no uncertainty anywhere (the Kotlin port's golden timelines stay as they are).
+    plain = build_timeline(_preds(labels), NAMES, smooth=1, min_segment_s=0)
+    assert plain.uncertainty is None and "mean_uncertainty" not in plain.to_dict()["segments"][0]
+    assert "mean_uncertainty" not in plain.to_csv().splitlines()[0]
+    # One window without an uncertainty (mixed sources) means none is reported.
+    preds[3].uncertainty = None
+    assert build_timeline(preds, NAMES, smooth=1, min_segment_s=0).uncertainty is None

@@ -93,6 +93,28 @@ def test_classify_prints_the_uncertainty(exported, tmp_path, capsys):
     assert " uncertainty 0." in capsys.readouterr().out
 
 
+def test_classify_csv_and_timeline_carry_the_uncertainty(exported, tmp_path):
+    import csv
+
+    from echoweave.cli import main
+    from echoweave.edge.clip import Clip
+    from echoweave.train.data.layout_writers import write_dicom
+    from tests.conftest import make_fan_clip
+
+    write_dicom(Clip(frames=make_fan_clip(t=40, h=48, w=64, seed=4)[0], fps=25.0, patient_id="P1", source="x"),
+                tmp_path / "scan.dcm")
+    main(["classify", str(tmp_path / "scan.dcm"), "--model", str(exported), "--runtime", "onnxruntime",
+          "--csv", str(tmp_path / "r.csv"), "--timeline", str(tmp_path / "t.png")])
+    (row,) = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert 0 < float(row["uncertainty"]) <= 1
+    doc = json.loads((tmp_path / "t.json").read_text())
+    trace = doc["uncertainty"]["uncertainty"]
+    assert len(trace) == len(doc["uncertainty"]["time_s"]) > 1 and all(0 < u <= 1 for u in trace)
+    # each window alone (N = 1): the segment's mean is the mean of its windows' uncertainties
+    assert all(0 < s["mean_uncertainty"] <= 1 for s in doc["segments"])
+    assert (tmp_path / "t.png").stat().st_size > 1000
+
+
 def test_a_cross_entropy_model_has_no_uncertainty(tmp_path):
     import echoweave.edge as ew
     from tests.conftest import make_fan_clip

@@ -29,7 +29,7 @@ RuntimeName = Literal[runtime_names()]
 def _write_csv(path: Path, results) -> None:
     from echoweave.edge.atomic import write_text_atomic
 
-    cols = ["path", "ok", "view", "class_id", "confidence", "uncertain", "runtime", "latency_ms", "frames",
+    cols = ["path", "ok", "view", "class_id", "confidence", "uncertainty", "uncertain", "runtime", "latency_ms", "frames",
             "duration_s", "sector_method", "via", "warnings", "error"]
     buf = io.StringIO(newline="")
     writer = csv_lib.DictWriter(buf, fieldnames=cols)
@@ -37,7 +37,9 @@ def _write_csv(path: Path, results) -> None:
     for r in results:
         p = r.prediction
         writer.writerow({"path": r.path, "ok": r.ok, "view": p.view if p else "", "class_id": p.class_id if p else "",
-                         "confidence": f"{p.confidence:.6f}" if p else "", "uncertain": p.uncertain if p else "",
+                         "confidence": f"{p.confidence:.6f}" if p else "",
+                         "uncertainty": f"{p.uncertainty:.6f}" if p and p.uncertainty is not None else "",
+                         "uncertain": p.uncertain if p else "",
                          "runtime": p.runtime if p else "", "latency_ms": f"{p.latency_ms:.3f}" if p else "",
                          "frames": r.frames, "duration_s": f"{r.duration_s:.3f}",
                          "sector_method": p.sector_method if p else "", "via": p.via if p else "",
