@@ -20,7 +20,8 @@ class DataConfig:
     Attributes:
         path: Dataset root (NED or EV9V layout, a folder of DICOM or video files), or
             ``phantom`` to generate the synthetic echo phantom in memory.
-        class_set: Class names to train on (``ned12`` or ``ned16``).
+        class_set: Class names to train on (``ned12``, ``ned16``, or ``ev9v`` for EV9V's nine
+            views; the phantom draws NED views only).
         sampler: How a training window is drawn from a clip: ``consecutive`` (1 segment x T)
             or ``spaced`` (T segments x 1, TSN style).
         preprocessing: The deterministic preprocessing spec (grayscale, sector mask, resize,

@@ -10,7 +10,7 @@ import json as _json
 from typing import Literal
 
 
-def inspect(path: str, json: bool = False, class_set: Literal["ned12", "ned16"] = "ned12") -> None:
+def inspect(path: str, json: bool = False, class_set: Literal["ned12", "ned16", "ev9v"] = "ned12") -> None:
     """Detect a dataset's format and print patients, views, clips and frames per view.
 
     Reads headers and file lists only (no pixel decoding). Patient ids from DICOM are shown only
@@ -19,7 +19,7 @@ def inspect(path: str, json: bool = False, class_set: Literal["ned12", "ned16"] 
     Args:
         path: a NED root, an EV9V root, a folder of DICOM or video files, a frame folder, or one file.
         json: print the summary as JSON instead of a table.
-        class_set: label space for NED view names (ned12 or ned16).
+        class_set: label space for NED view names (ned12 or ned16); ev9v for EV9V's nine views.
     """
     from echoweave.train.data.catalog import scan_dataset
 

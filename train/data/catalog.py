@@ -41,7 +41,7 @@ def scan_dataset(path: str | Path, class_set: str = "ned12", *, fps: float | Non
 
     Args:
         path: a NED root, an EV9V root, a folder of DICOM/video files, a frame folder, or one file.
-        class_set: ``"ned12"`` or ``"ned16"``: the label space for NED views.
+        class_set: ``"ned12"`` or ``"ned16"``: the label space for NED views; ``"ev9v"``: EV9V's nine.
         fps: frame rate for formats without timing (NED, EV9V, frame folders); default 30.
         strict: raise on the first inconsistent item instead of skipping and counting it.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from echoweave.edge.clip import Clip
 from echoweave.edge.errors import ClipReadError
-from echoweave.edge.views import CLASS_SETS, NED16
+from echoweave.edge.views import CLASS_SETS, EV9V, NED16
 
 log = logging.getLogger(__name__)
 MAX_WARNINGS = 100
@@ -183,7 +183,9 @@ def resolve_labels(raw: dict[str, str], class_set: str, classes_file: Path | Non
 
     Rules: integers are class ids (names from ``classes_file`` if given, else ``class_<i>``);
     NED view names map into ``class_set`` (views outside it are reported, not relabelled);
-    any other names become classes of their own, in sorted order.
+    EV9V's view names (``PLHLA`` ... ``SC4C``) map into the ``ev9v`` set, in the reference's
+    order, whatever ``class_set`` says; with ``class_set="ev9v"`` other names are reported as
+    outside it; any other names become classes of their own, in sorted order.
 
     Returns:
         ``(class_names, {name: (label, view) | None})`` where ``None`` = view outside the class set.
@@ -200,8 +202,10 @@ def resolve_labels(raw: dict[str, str], class_set: str, classes_file: Path | Non
         else:
             names = tuple(f"class_{i}" for i in range(ids[-1] + 1))
         return names, {k: (int(v), names[int(v)]) for k, v in raw.items()}
-    if values and values <= set(NED16):
-        names = CLASS_SETS[class_set]
+    if values and (values <= set(NED16) or values <= set(EV9V) or class_set == "ev9v"):
+        # A named view set: its fixed order (EV9V's labels keep the reference's class ids even
+        # when a dataset lacks some views); views outside the chosen set are reported.
+        names = CLASS_SETS["ev9v" if values <= set(EV9V) else class_set]
         return names, {k: ((names.index(v), v) if v in names else None) for k, v in raw.items()}
     names = tuple(sorted(values))
     return names, {k: (names.index(v), v) for k, v in raw.items()}
