@@ -298,8 +298,7 @@ def build_timeline(predictions: Sequence, class_names: Sequence[str] | None = No
     segments = [Segment(names.get(int(lab), str(int(lab))), int(lab), float(bounds[a]), float(bounds[b]), b - a,
                         float(conf[a:b].mean()), None if evidential is None else float(evidential[a:b].mean()))
                 for lab, a, b in _runs(labels)]
-    trace = None if evidential is None else {"time_s": [round(float(x), 6) for x in t],
-                                             "uncertainty": [round(float(x), 6) for x in evidential]}
+    trace = None if evidential is None else {"time_s": t.tolist(), "uncertainty": evidential.tolist()}
     return Timeline(segments, {**params, "step_s": step}, trace)
 
 

@@ -495,7 +495,9 @@ def timeline_cases(w: Writer) -> None:
         "equal_neighbours": (np.arange(7) * 1.0, np.array([5, 5, 6, 7, 7, 8, 8]), np.full(7, 0.7)),
         "single": (np.array([2.0]), np.array([3]), np.array([0.4])),
         "empty": (np.zeros(0), np.zeros(0, int), np.zeros(0)),
+        "evidential": (times[:60], ids[:60], conf[:60]),  # with an evidential uncertainty per window
     }
+    evidential = np.round(rng.uniform(0.05, 1.0, 60), 4)
     settings = [
         {"smooth": 5, "min_segment_s": 1.0, "uncertain_as": None, "names": True},
         {"smooth": 1, "min_segment_s": 0.0, "uncertain_as": None, "names": True},
@@ -505,14 +507,16 @@ def timeline_cases(w: Writer) -> None:
     threshold = 0.5
     cases = []
     for name, (t, c, p) in sequences.items():
-        preds = [Prediction(NED12[int(k)], int(k), np.zeros(0), float(q), bool(q < threshold), i, float(ti), 0.0)
+        preds = [Prediction(NED12[int(k)], int(k), np.zeros(0), float(q), bool(q < threshold), i, float(ti), 0.0,
+                            uncertainty=float(evidential[i]) if name == "evidential" else None)
                  for i, (ti, k, q) in enumerate(zip(t, c, p))]
         for st in settings:
             tl = build_timeline(preds, NED12 if st["names"] else None, smooth=st["smooth"],
                                 min_segment_s=st["min_segment_s"], uncertain_as=st["uncertain_as"])
             cases.append({"name": name, "settings": st, "times": [float(x) for x in t], "class_ids": [int(x) for x in c],
                           "confidences": [float(x) for x in p], "uncertain": [bool(x < threshold) for x in p],
-                          "expected": tl.to_dict(), "per_view_order": list(tl.stats["per_view"])})
+                          "expected": tl.to_dict(), "per_view_order": list(tl.stats["per_view"]),
+                          **({"uncertainties": [float(x) for x in evidential]} if name == "evidential" else {})})
     try:
         build_timeline([], times=[0.0, 0.0], class_ids=[0, 1], confidences=[1.0, 1.0])
     except ValueError as exc:

@@ -110,7 +110,9 @@ class MainActivity : AppCompatActivity() {
         result.prediction?.let { p ->
             viewLabel.text = if (p.uncertain) "${p.view} (${getString(R.string.uncertain)})" else p.view
             viewLabel.setTextColor(if (p.uncertain) 0xFFFFC040.toInt() else 0xFFFFFFFF.toInt())
-            confidenceLabel.text = "confidence %.2f   frame %d".format(p.confidence, p.frameIndex)
+            // An evidential model (manifest "fusion") also says how much it does not know.
+            val unc = p.uncertainty?.let { "   uncertainty %.2f".format(it) } ?: ""
+            confidenceLabel.text = "confidence %.2f%s   frame %d".format(p.confidence, unc, p.frameIndex)
         } ?: run {
             if (viewLabel.text.isNullOrEmpty()) viewLabel.text = getString(R.string.waiting)
         }

@@ -24,7 +24,8 @@ class TimelineActivity : AppCompatActivity() {
             for ((view, v) in stats.perView) append("%-16s %6.1f s  %5.1f %%\n".format(view, v.timeS, 100 * v.share))
         }
         val rows = timeline.segments.map { s ->
-            "%7.2f–%7.2f s  %-16s  %3d windows  conf %.2f".format(s.startS, s.endS, s.view, s.windows, s.meanConfidence)
+            "%7.2f–%7.2f s  %-16s  %3d windows  conf %.2f".format(s.startS, s.endS, s.view, s.windows, s.meanConfidence) +
+                (s.meanUncertainty?.let { "  unc %.2f".format(it) } ?: "")
         }
         findViewById<ListView>(R.id.segments).adapter = ArrayAdapter(this, android.R.layout.simple_list_item_1, rows)
     }

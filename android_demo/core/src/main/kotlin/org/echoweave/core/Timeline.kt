@@ -17,7 +17,10 @@ package org.echoweave.core
 /** Class id of the "uncertain" pseudo-view (when uncertain windows are labelled separately). */
 const val UNCERTAIN_CLASS = -1
 
-/** One stretch of the recording showing one view; [endS] is exclusive. */
+/**
+ * One stretch of the recording showing one view; [endS] is exclusive. [meanUncertainty] is the
+ * mean evidential uncertainty of its windows (a model trained with the evidential loss), else null.
+ */
 data class Segment(
     val view: String,
     val classId: Int,
@@ -25,6 +28,7 @@ data class Segment(
     val endS: Double,
     val windows: Int,
     val meanConfidence: Double,
+    val meanUncertainty: Double? = null,
 ) {
     val durationS: Double get() = endS - startS
 }
@@ -45,15 +49,21 @@ data class WorkflowStats(
 /** How a timeline was smoothed (Python's Timeline.params). */
 data class TimelineParams(val smooth: Int, val minSegmentS: Double, val uncertainAs: String?, val stepS: Double? = null)
 
-/** Segments of a recording and their statistics. */
-class Timeline(val segments: List<Segment>, val params: TimelineParams) {
+/** Per-window evidential uncertainty of a recording (Python's Timeline.uncertainty). */
+class UncertaintyTrace(val timeS: DoubleArray, val uncertainty: DoubleArray)
+
+/** Segments of a recording and their statistics; [uncertainty] for a model with an evidential one. */
+class Timeline(val segments: List<Segment>, val params: TimelineParams, val uncertainty: UncertaintyTrace? = null) {
     val stats: WorkflowStats by lazy { workflowStats(segments) }
 
     /** The JSON layout of Timeline.to_dict() in Python (segments, stats, params). */
     fun toJson(): String {
         val segs = segments.map {
-            linkedMapOf("view" to it.view, "class_id" to it.classId, "start_s" to it.startS, "end_s" to it.endS,
-                "windows" to it.windows, "mean_confidence" to it.meanConfidence, "duration_s" to it.durationS)
+            val m = linkedMapOf<String, Any?>("view" to it.view, "class_id" to it.classId, "start_s" to it.startS,
+                "end_s" to it.endS, "windows" to it.windows, "mean_confidence" to it.meanConfidence)
+            it.meanUncertainty?.let { u -> m["mean_uncertainty"] = u }
+            m["duration_s"] = it.durationS
+            m
         }
         val s = stats
         val perView = LinkedHashMap<String, Any?>()
@@ -66,7 +76,9 @@ class Timeline(val segments: List<Segment>, val params: TimelineParams) {
         val p = linkedMapOf<String, Any?>("smooth" to params.smooth, "min_segment_s" to params.minSegmentS,
             "uncertain_as" to params.uncertainAs)
         params.stepS?.let { p["step_s"] = it }
-        return Json.write(linkedMapOf("segments" to segs, "stats" to statsMap, "params" to p))
+        val doc = linkedMapOf<String, Any?>("segments" to segs, "stats" to statsMap, "params" to p)
+        uncertainty?.let { doc["uncertainty"] = linkedMapOf("time_s" to it.timeS.toList(), "uncertainty" to it.uncertainty.toList()) }
+        return Json.write(doc)
     }
 }
 
@@ -159,6 +171,8 @@ fun buildTimeline(
     for (i in 1 until t.size) require(t[i] - t[i - 1] > 0) { "prediction times must be strictly increasing" }
     val labels = IntArray(t.size) { predictions[it].classId }
     val conf = DoubleArray(t.size) { predictions[it].confidence }
+    // Evidential uncertainty only when every window has one (as in Python).
+    val evidential = if (predictions.all { it.uncertainty != null }) DoubleArray(t.size) { predictions[it].uncertainty!! } else null
     if (uncertainAs != null) {
         for (i in labels.indices) if (predictions[i].uncertain) labels[i] = UNCERTAIN_CLASS
         names[UNCERTAIN_CLASS] = uncertainAs
@@ -170,9 +184,10 @@ fun buildTimeline(
     val segments = runsOf(smoothed).map { (lab, a, b) ->
         var sum = 0.0
         for (j in a until b) sum += conf[j]
-        Segment(names[lab] ?: lab.toString(), lab, bounds[a], bounds[b], b - a, sum / (b - a))
+        val meanU = evidential?.let { u -> var su = 0.0; for (j in a until b) su += u[j]; su / (b - a) }
+        Segment(names[lab] ?: lab.toString(), lab, bounds[a], bounds[b], b - a, sum / (b - a), meanU)
     }
-    return Timeline(segments, TimelineParams(smooth, minSegmentS, uncertainAs, step))
+    return Timeline(segments, TimelineParams(smooth, minSegmentS, uncertainAs, step), evidential?.let { UncertaintyTrace(t, it) })
 }
 
 /** Workflow statistics of a segmented scan (workflow_stats). */

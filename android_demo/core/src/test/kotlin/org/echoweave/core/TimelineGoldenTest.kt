@@ -14,15 +14,18 @@ class TimelineGoldenTest {
         val ids = case["class_ids"].asList().map { it.asInt() }
         val conf = case["confidences"].asDoubles()
         val uncertain = case["uncertain"].asList().map { it as Boolean }
+        val evidential = case["uncertainties"]?.asDoubles()  // only the evidential case has them
         return times.indices.map { i ->
-            Prediction(NED12[ids[i]], ids[i], DoubleArray(0), conf[i], uncertain[i], i, times[i], 0.0)
+            Prediction(NED12[ids[i]], ids[i], DoubleArray(0), conf[i], uncertain[i], i, times[i], 0.0,
+                uncertainty = evidential?.get(i))
         }
     }
 
     @Test
     fun segmentsStatsAndParamsMatchPython() {
         val cases = golden["cases"].asList().map { it.asMap() }
-        assertEquals(28, cases.size)
+        assertEquals(32, cases.size)
+        assertTrue(cases.any { it["uncertainties"] != null && it["expected"].asMap()["uncertainty"] != null })
         for (case in cases) {
             val st = case["settings"].asMap()
             val where = "${case["name"]} ${Json.write(st)}"
