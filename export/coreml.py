@@ -36,6 +36,8 @@ import numpy as np
 
 from echoweave.edge.atomic import atomic_path
 from echoweave.export.formats import ArtifactRecord, ExportContext
+from echoweave.export.progress import step
+from echoweave.export.shared import cache, decomposed_program
 
 #: Function order in the package; the first is the default function.
 FUNCTION_ORDER = ("forward", "embed_frame", "classify_window")
@@ -70,49 +72,42 @@ def function_order(ctx: ExportContext) -> list[str]:
 
 
 # ---- stage: export + convert ----------------------------------------------------------------
-def convert_method(module, example: tuple, input_names: list[str], output_name: str, precision: str):
+def convert_method(program, example: tuple, input_names: list[str], output_name: str, precision: str):
     """One method -> an in-memory ML program (`ct.models.MLModel`, not loaded for prediction).
 
     Args:
-        module: the method as an `nn.Module` (put in eval mode here).
+        program: the method's `ExportedProgram` after ``run_decompositions()`` (default table;
+            `echoweave.export.shared.decomposed_program`, traced once per export and shared by
+            both compute precisions).
         example: example inputs tuple (fixes the static shape).
         input_names: names of the Core ML inputs (``clip`` [+ derived inputs], ``frame``, ``features``).
         output_name: name of the Core ML output (``logits``, ``feature``).
         precision: ``fp32`` computes in float32, anything else in float16.
     """
     import coremltools as ct
-    import torch
 
-    exported = torch.export.export(module.eval(), example).run_decompositions()  # default table
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
-    return ct.convert(exported, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
+    return ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
                       compute_precision=compute, skip_model_load=True,
                       inputs=[ct.TensorType(name=n, shape=tuple(x.shape), dtype=np.float32)
                               for n, x in zip(input_names, example)],
                       outputs=[ct.TensorType(name=output_name, dtype=np.float32)])
 
 
-# fp16 and int8 start from the same fp16 conversion: keep the last context's programs.
-_CONVERTED: dict[str, Any] = {}
-
-
-def clear_cache() -> None:
-    """Drop the cached converted programs (they hold the whole model; call after an export)."""
-    _CONVERTED.clear()
-
-
 def converted_functions(ctx: ExportContext, precision: str) -> dict[str, Any]:
-    """``{method: MLModel}`` at fp32 or fp16 compute (int8 quantizes the fp16 ones), cached per context."""
+    """``{method: MLModel}`` at fp32 or fp16 compute (int8 quantizes the fp16 ones), converted once
+    per export and compute precision (kept in the export's shared cache, dropped after it)."""
     compute = "fp32" if precision == "fp32" else "fp16"
-    if _CONVERTED.get("ctx") is not ctx:
-        _CONVERTED.clear()
-        _CONVERTED["ctx"] = ctx
-    if compute not in _CONVERTED:
+    converted = cache(ctx).setdefault("coreml", {})
+    if compute not in converted:
         names = io_names(ctx.model)
-        modules = ctx.modules()
-        _CONVERTED[compute] = {m: convert_method(modules[m], ctx.example_inputs[m], *names[m], compute)
-                               for m in function_order(ctx)}
-    return _CONVERTED[compute]
+        functions = {}
+        for m in function_order(ctx):
+            program = decomposed_program(ctx, m)
+            with step("coreml", compute, m, "convert"):
+                functions[m] = convert_method(program, ctx.example_inputs[m], *names[m], compute)
+        converted[compute] = functions
+    return converted[compute]
 
 
 # ---- stage: quantize (8-bit weights) --------------------------------------------------------
@@ -234,12 +229,17 @@ def export_coreml(ctx: ExportContext, precision: str) -> ArtifactRecord:
     timings = {"convert_s": time.perf_counter() - t0}
     if precision == "int8":
         t1 = time.perf_counter()
-        functions = {m: quantize_weights_int8(f) for m, f in functions.items()}
+        quantized = {}
+        for m, f in functions.items():
+            with step("coreml", precision, m, "quantize weights (w8)"):
+                quantized[m] = quantize_weights_int8(f)
+        functions = quantized
         timings["quantize_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     description = (f"{ctx.model_id}: echocardiogram view classifier ({len(ctx.class_names)} views, "
                    f"{ctx.model.frames}-frame windows); functions {', '.join(function_order(ctx))} (forward is the default)")
-    save_multifunction(functions, out_dir / name, package_metadata(ctx, precision), description)
+    with step("coreml", precision, ",".join(functions), "save multifunction package"):
+        save_multifunction(functions, out_dir / name, package_metadata(ctx, precision), description)
     timings["save_s"] = time.perf_counter() - t2
     write_reference(ctx, out_dir / REFERENCE_FILE)
     shutil.copyfile(Path(__file__).with_name(CHECK_SCRIPT), out_dir / CHECK_SCRIPT)

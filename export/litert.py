@@ -35,6 +35,7 @@ import numpy as np
 
 from echoweave.edge.atomic import write_bytes_atomic
 from echoweave.export.formats import ArtifactRecord, ExportContext, artifact_file_name
+from echoweave.export.progress import step
 
 #: Signature order inside the flatbuffer (the streaming pair first: subgraphs 0 and 1).
 SIGNATURE_ORDER = ("embed_frame", "classify_window", "forward")
@@ -80,7 +81,8 @@ def convert_fp32(ctx: ExportContext, path: str | Path) -> Path:
         kwargs = dict(zip(names[method], ctx.example_inputs[method]))  # kwargs name the signature inputs
         converter = (converter.signature if converter else litert_torch.signature)(method, module,
                                                                                   sample_kwargs=kwargs)
-    with _quiet_litert_torch():
+    with _quiet_litert_torch(), step("litert", "fp32", ",".join(signature_order(ctx)),
+                                     "trace + lower all signatures (one litert-torch convert)"):
         edge_model = converter.convert()
     write_bytes_atomic(path, edge_model.model_content())
     return Path(path)
@@ -109,8 +111,11 @@ def quantize_static_int8(float_path: str | Path, ctx: ExportContext, path: str |
     for boundary in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
         quant.update_quantization_recipe(regex=".*", operation_name=boundary,
                                          algorithm_key=AlgorithmName.NO_QUANTIZE)
-    stats = quant.calibrate(calibration_data(ctx), num_threads=max(1, min(2, os.cpu_count() or 1)))
-    write_bytes_atomic(path, bytes(quant.quantize(stats).quantized_model))
+    data = calibration_data(ctx)
+    with step("litert", "int8", ",".join(data), f"calibrate ({sum(map(len, data.values()))} samples)"):
+        stats = quant.calibrate(data, num_threads=max(1, min(2, os.cpu_count() or 1)))
+    with step("litert", "int8", ",".join(data), "quantize"):
+        write_bytes_atomic(path, bytes(quant.quantize(stats).quantized_model))
     return Path(path)
 
 

@@ -22,14 +22,18 @@ import numpy as np
 import torch
 
 from echoweave.export.formats import PRECISION_NOTES, ArtifactRecord, ExportContext, artifact_file_name
+from echoweave.export.progress import step
+from echoweave.export.shared import cache, exported_program
 
 BACKEND = "cpu"
 OPSET = 18
 
 
-def export_onnx_graph(module: torch.nn.Module, example: tuple, input_names: list[str], output_names: list[str],
+def export_onnx_graph(module, example: tuple, input_names: list[str], output_names: list[str],
                       path: Path) -> None:
-    """Stage export: `torch.onnx.export` (dynamo) of one method to ``path`` (weights inlined)."""
+    """Stage export: `torch.onnx.export` (dynamo) of one method to ``path`` (weights inlined).
+
+    ``module`` is an `nn.Module` or, to skip the trace, the method's `torch.export.ExportedProgram`."""
     program = torch.onnx.export(module, example, input_names=input_names,
                                 output_names=output_names, opset_version=OPSET, dynamo=True,
                                 external_data=False, verbose=False)
@@ -92,6 +96,10 @@ def op_counts(path: str | Path) -> dict[str, int]:
 def export_onnx(ctx: ExportContext, precision: str) -> ArtifactRecord:
     """Write the three ONNX graphs of one precision into ``ctx.out_dir``.
 
+    Each method is traced once per export (`echoweave.export.shared.exported_program`) and
+    translated to ONNX once: int8 quantizes the fp32 graphs the fp32 artifact wrote (or writes
+    hidden fp32 graphs when fp32 is not exported, removed afterwards).
+
     Args:
         ctx: the export context.
         precision: ``fp32`` or ``int8`` (QDQ U8S8).
@@ -99,19 +107,23 @@ def export_onnx(ctx: ExportContext, precision: str) -> ArtifactRecord:
     Returns:
         The artifact record; ``extra["ops"]`` holds per-method op counts.
     """
-    modules = ctx.modules()
     files = {m: artifact_file_name(ctx.model_id, precision, ".onnx", method=m) for m in ctx.methods}
     spec = ctx.model.input_spec()["methods"]
     inputs = {m: ctx.input_names(m) for m in ctx.methods}
     outputs = {m: [o["name"] for o in spec[m]["outputs"]] for m in ctx.methods}
     staging = Path(ctx.out_dir)
     for method in ctx.methods:
-        fp32_path = staging / (files[method] if precision == "fp32" else f".{files[method]}.fp32")
-        export_onnx_graph(modules[method], ctx.example_inputs[method], inputs[method], outputs[method], fp32_path)
+        fp32_path = fp32_graph(ctx, method, inputs[method], outputs[method], visible=precision == "fp32")
         if precision == "int8":
-            quantize_graph(fp32_path, staging / files[method], inputs[method],
-                           calibration_samples(ctx, method, files, staging))
-            fp32_path.unlink()
+            samples = calibration_samples(ctx, method, files, staging)
+            with step("onnx", precision, method, f"quantize QDQ U8S8 ({len(samples)} calibration samples)"):
+                quantize_graph(fp32_path, staging / files[method], inputs[method], samples)
+    if precision == "int8":  # drop hidden intermediates (a later fp32 artifact translates again)
+        graphs = cache(ctx).get("onnx_fp32", {})
+        for method, path in list(graphs.items()):
+            if path.name.startswith("."):
+                path.unlink(missing_ok=True)
+                del graphs[method]
     ops = {m: op_counts(staging / files[m]) for m in ctx.methods}
     return ArtifactRecord(
         format="onnx", backend=BACKEND, precision=precision, files=[files[m] for m in ctx.methods],
@@ -121,6 +133,24 @@ def export_onnx(ctx: ExportContext, precision: str) -> ArtifactRecord:
                "inputs": {m: inputs[m][0] if len(inputs[m]) == 1 else inputs[m] for m in ctx.methods},
                "outputs": {m: outputs[m][0] for m in ctx.methods}},
     )
+
+
+def fp32_graph(ctx: ExportContext, method: str, input_names: list[str], output_names: list[str],
+               visible: bool) -> Path:
+    """The method's fp32 ONNX graph in the staging folder, translated once per export.
+
+    ``visible``: the fp32 artifact's own file; else (int8 without fp32 before it) a hidden
+    ``.<name>.fp32`` intermediate that `export_onnx` removes when the int8 graphs are written.
+    """
+    graphs = cache(ctx).setdefault("onnx_fp32", {})
+    if method not in graphs:
+        name = artifact_file_name(ctx.model_id, "fp32", ".onnx", method=method)
+        path = Path(ctx.out_dir) / (name if visible else f".{name}.fp32")
+        with step("onnx", "fp32", method, "torch.onnx.export"):
+            export_onnx_graph(exported_program(ctx, method), ctx.example_inputs[method], input_names,
+                              output_names, path)
+        graphs[method] = path
+    return graphs[method]
 
 
 def calibration_samples(ctx: ExportContext, method: str, files: dict[str, str],

@@ -39,6 +39,7 @@ from echoweave.export.formats import (
     missing_package,
     unsupported_reason,
 )
+from echoweave.export.progress import Progress
 
 #: The format table's default export set (`echoweave.edge.formats`; a live view).
 DEFAULT_FORMATS = LiveSequence(default_formats)
@@ -65,23 +66,6 @@ class ExportResult:
     parity: dict
     skipped: list[dict]
     timings: dict[str, float] = field(default_factory=dict)
-
-
-class Progress:
-    """Prints ``[export] <stage>`` lines with elapsed seconds; collects timings."""
-
-    def __init__(self, show: bool = True):
-        self.show, self.timings = show, {}
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        if self.show:
-            print(f"[export] {name} ...", flush=True)
-        yield
-        self.timings[name] = round(time.perf_counter() - start, 3)
-        if self.show:
-            print(f"[export] {name}: done in {self.timings[name]:.1f} s", flush=True)
 
 
 # ---- stage: load checkpoint ------------------------------------------------------------------
@@ -328,15 +312,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, formats=DEFAULT_F
             calib_features=eager_features(model, calib.windows) if model.streams_per_frame else None,
             example_inputs={m: model.example_inputs(m) for m in model.methods},
             class_names=list(meta["class_names"]), preprocessing=dict(meta["preprocessing"]), meta=meta)
-        records: list[ArtifactRecord] = []
-        for fmt, prec in todo:
-            with progress.stage(f"{fmt} {prec}: export -> quantize -> lower -> serialize"):
-                try:
-                    records.append(load_converter(fmt)(ctx, prec))
-                except (KeyboardInterrupt, ExportError):
-                    raise
-                except Exception as exc:
-                    raise ExportError(f"{ckpt_folder}: {fmt} {prec} export failed: {type(exc).__name__}: {exc}") from exc
+        records = convert_all(ctx, todo, progress, ckpt_folder)
         manifest = build_manifest(staging, records, model, meta, ckpt_folder, model_id, skipped, uncertain_threshold)
         with progress.stage("verify: parity on held-out clips, through echoweave.edge"):
             report, metrics = verify(staging, manifest, model, held, meta, model_id, store)
@@ -351,6 +327,33 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, formats=DEFAULT_F
     if show_progress:
         print(f"[export] wrote {dest} ({len(records)} artifacts, {len(skipped)} skipped)")
     return ExportResult(dest, manifest, report, skipped, progress.timings)
+
+
+def convert_all(ctx: ExportContext, todo: list[tuple[str, str]], progress: Progress,
+                ckpt_folder: Path) -> list[ArtifactRecord]:
+    """Run each (format, precision) converter in turn, with per-method progress lines.
+
+    The converters share what can be shared (`echoweave.export.shared`: each method's
+    `torch.export` once; ONNX int8 quantizes the fp32 graphs ONNX fp32 wrote; LiteRT int8 the fp32
+    flatbuffer; Core ML int8 the fp16 conversion); the shared objects are dropped afterwards.
+    """
+    from echoweave.export import shared
+
+    records: list[ArtifactRecord] = []
+    try:
+        with progress.active():
+            for fmt, prec in todo:
+                with progress.stage(f"{fmt} {prec}: export -> quantize -> lower -> serialize"):
+                    try:
+                        records.append(load_converter(fmt)(ctx, prec))
+                    except (KeyboardInterrupt, ExportError):
+                        raise
+                    except Exception as exc:
+                        raise ExportError(f"{ckpt_folder}: {fmt} {prec} export failed: "
+                                          f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        shared.cache(ctx).clear()
+    return records
 
 
 def verify(folder: Path, manifest: dict, model, held, meta: dict, model_id: str, store):
