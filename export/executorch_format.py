@@ -30,6 +30,8 @@ from typing import Any
 import torch
 
 from echoweave.export.formats import PRECISION_NOTES, ArtifactRecord, ExportContext, artifact_file_name
+from echoweave.export.progress import step
+from echoweave.export.shared import exported_program
 
 BACKEND = "xnnpack"
 #: How many held-in calibration windows the BundledProgram carries as test cases per method.
@@ -40,7 +42,7 @@ def export_programs(ctx: ExportContext, precision: str) -> dict[str, Any]:
     """Stages export + quantize: one `ExportedProgram` per method (int8: PT2E-converted)."""
     modules = ctx.modules()
     if precision == "fp32":
-        return {m: torch.export.export(modules[m], ctx.example_inputs[m]) for m in ctx.methods}
+        return {m: exported_program(ctx, m) for m in ctx.methods}  # traced once per export, shared
     quantized = quantize_methods(ctx, modules)
     return {m: torch.export.export(quantized[m], ctx.example_inputs[m]) for m in ctx.methods}
 
@@ -206,11 +208,15 @@ def export_executorch(ctx: ExportContext, precision: str) -> ArtifactRecord:
     from executorch.devtools.bundled_program.serialize import serialize_from_bundled_program_to_flatbuffer
     from executorch.exir import to_edge_transform_and_lower
 
-    programs = export_programs(ctx, precision)
-    lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()],
-                                          constant_methods={"config": ctx.config_json()})
+    methods = ",".join(ctx.methods)
+    with step("executorch", precision, methods, "export" if precision == "fp32" else "export + quantize"):
+        programs = export_programs(ctx, precision)
+    with step("executorch", precision, methods, "lower to XNNPACK"):
+        lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()],
+                                              constant_methods={"config": ctx.config_json()})
     delegation = delegation_stats(lowered, ctx.methods)
-    et_program = lowered.to_executorch()
+    with step("executorch", precision, methods, "to_executorch"):
+        et_program = lowered.to_executorch()
 
     pte = artifact_file_name(ctx.model_id, precision, ".pte", backend=BACKEND)
     bpte = artifact_file_name(ctx.model_id, precision, ".bpte", backend=BACKEND)
