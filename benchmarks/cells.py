@@ -18,6 +18,8 @@ from echoweave.edge.errors import EchoweaveError
 from echoweave.edge.runtime.base import RUNTIMES
 
 MODES = ("window", "stream")
+#: The parts of one streamed frame `stream_split` times, in the order `StreamingClassifier.push` runs them.
+SPLIT_PARTS = ("decode_convert", "sector", "resize", "model", "head")
 
 
 class BenchError(EchoweaveError):
@@ -117,6 +119,8 @@ class Cell:
     artifact: dict | None = None
     clf: object = None
     call: object = None
+    stream: object = None
+    split: dict | None = None
     load_ms: list[float] = field(default_factory=list)
     first_ms: float | None = None
     warmup: int = 0
@@ -159,7 +163,7 @@ def setup_cell(cell: Cell, folder: Path, manifest: dict, frames: np.ndarray, cfg
         cell.call = lambda: clf.forward_window(window)
         extra = 0
     else:
-        stream = clf.stream(fps=cfg.fps)
+        stream = cell.stream = clf.stream(fps=cfg.fps)
         counter = iter(range(1 << 62))
         cell.call = lambda: stream.push(frames[next(counter) % len(frames)])
         extra = stream.sector_frames + clf.span  # sector estimate + full ring buffer happen in warm-up
@@ -179,3 +183,62 @@ def setup_cell(cell: Cell, folder: Path, manifest: dict, frames: np.ndarray, cfg
     cell.warmup = cfg.warmup + extra
     for _ in range(cell.warmup):
         cell.call()
+
+
+def stream_split(cell: Cell, frames: np.ndarray, calls: int = 50) -> dict:
+    """Where a streamed frame's time goes: per-frame medians (ms) of each part of
+    `StreamingClassifier.push`, timed one by one on ``calls`` frames of the recording with the
+    cell's own stream state (its sector estimate, after the timed run).
+
+    Parts: ``decode_convert`` (the frame is decoded before the run; this is push's grey
+    conversion or copy), ``sector`` (mask + crop to the fan), ``resize`` (float scaling,
+    antialiased resize, centre crop: `preprocess_frames`), ``model`` (``embed_frame``; a whole
+    ``forward`` for a model without the streaming split), ``head`` (``classify_window`` on T
+    features; 0 without the split). ``preprocess`` is the first three together, ``other`` what
+    the push median spends beyond the parts (ring buffer, sector refresh check, softmax).
+
+    Returns:
+        ``{part: median ms, ..., "preprocess", "other", "frame_shape", "calls", "what"}``.
+    """
+    from echoweave.edge.image import rgb_to_gray
+    from echoweave.edge.preprocess import preprocess_frames
+    from echoweave.edge.sector import apply_sector
+
+    clf, stream = cell.clf, cell.stream
+    spec, sector = clf.spec, stream.sector
+    times: dict[str, list[float]] = {part: [] for part in SPLIT_PARTS}
+    features: list[np.ndarray] = []
+    window: list[np.ndarray] = []
+
+    def timed(part: str, fn, *args):
+        t0 = time.perf_counter_ns()
+        out = fn(*args)
+        times[part].append((time.perf_counter_ns() - t0) / 1e6)
+        return out
+
+    for i in range(calls):
+        frame = frames[i % len(frames)]
+        gray = timed("decode_convert", lambda f: rgb_to_gray(f) if f.ndim == 3 else f.copy(), frame)
+        masked = gray[None]
+        if spec.sector_mask and sector is not None:
+            masked = timed("sector", apply_sector, masked, sector)
+        else:
+            times["sector"].append(0.0)
+        x = timed("resize", preprocess_frames, masked, spec)  # (1, C, S, S)
+        if clf.per_frame:
+            features = (features + [timed("model", clf.run, "embed_frame", x)[0]])[-clf.frames:]
+            head_in = np.stack(features + [features[-1]] * (clf.frames - len(features)))  # (T, D)
+            timed("head", clf.classify_features, head_in)
+        else:
+            window = (window + [x[0]])[-clf.frames:]
+            timed("model", clf.forward_window, np.stack(window + [window[-1]] * (clf.frames - len(window))))
+            times["head"].append(0.0)
+    split = {part: float(np.median(v)) for part, v in times.items()}
+    split["preprocess"] = float(np.median([sum(p) for p in zip(times["decode_convert"], times["sector"],
+                                                                times["resize"])]))
+    pushed = float(np.median(cell.samples)) if cell.samples else None
+    split["other"] = None if pushed is None else max(0.0, pushed - sum(split[p] for p in SPLIT_PARTS))
+    split.update(frame_shape=list(frames.shape[1:]), calls=calls,
+                 what="per-frame medians (ms) of each part of StreamingClassifier.push, timed separately after "
+                      "the interleaved run (echoweave.benchmarks.cells.stream_split)")
+    return split

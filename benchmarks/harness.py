@@ -12,6 +12,9 @@ Per cell:
 * **first inference** — the first call after the last load; then ``warmup`` untimed calls
   (stream mode adds ``sector_frames + T`` pushes, so the one-off sector estimate and the ring
   buffer fill happen in warm-up; the recorded count says how many).
+* **stream split** — after the timed run, each stream cell's frame is taken apart
+  (`echoweave.benchmarks.cells.stream_split`): medians of grey conversion, sector mask, resize,
+  ``embed_frame`` and ``classify_window`` per frame (``stream_split_ms``; `stream_split_table`).
 * **window** mode — one call = ``Classifier.forward_window`` on one preprocessed T-frame window
   (the exported ``forward``; preprocessing excluded, done once).
 * **stream** mode — one call = ``StreamingClassifier.push`` of one uint8 frame of the recording,
@@ -50,9 +53,11 @@ from echoweave.benchmarks.cells import (  # noqa: F401  (MODES, BenchError, rss_
     MODES,
     BenchConfig,
     BenchError,
+    SPLIT_PARTS,
     Cell,
     rss_mb,
     setup_cell,
+    stream_split,
 )
 from echoweave.benchmarks.gemm import measure_gemm
 from echoweave.benchmarks.hostinfo import host_info, load_average, peak_for_threads
@@ -212,8 +217,26 @@ def cell_result(cell: Cell, frames_t: int, cfg: BenchConfig, peak: dict, macs: d
         "macs_per_call": macs_call, "achieved_gmacs": achieved,
         "fraction_of_peak": achieved / peak_t if achieved and peak_t else None,
         "fraction_of_gemm": achieved / g["gmacs"] if achieved and g else None,
+        "stream_split_ms": cell.split,
         "notes": notes,
     }
+
+
+def stream_split_table(perf: dict) -> str:
+    """The stream cells' per-frame split as a text table (ms, medians); empty without stream cells."""
+    cells = [c for c in perf["cells"] if c.get("stream_split_ms")]
+    if not cells:
+        return ""
+    cols = (*SPLIT_PARTS, "preprocess", "other")
+    lines = [f"{'stream cell: per-frame split, ms':<32} " + " ".join(f"{c:>14}" for c in cols) + f" {'push median':>11}"]
+    for c in cells:
+        s = c["stream_split_ms"]
+        lines.append(f"{c['id']:<32} " + " ".join(f"{s[k]:14.3f}" if s.get(k) is not None else f"{'-':>14}"
+                                                   for k in cols) + f" {c['latency_ms']['median']:11.3f}")
+    shape = cells[0]["stream_split_ms"]["frame_shape"]
+    lines.append(f"(frames {'x'.join(map(str, shape))}; decode_convert = grey conversion/copy of a decoded frame; "
+                 "preprocess = decode_convert + sector + resize)")
+    return "\n".join(lines)
 
 
 def add_speedups(cells: list[dict]) -> None:
@@ -297,6 +320,9 @@ def run_bench(cfg: BenchConfig) -> dict:
             if cfg.memory:
                 cell.memory = probe_memory(cell, folder, frames_npy)
     run_interleaved(cells, cfg)
+    for cell in cells:
+        if cell.mode == "stream":
+            cell.split = stream_split(cell, frames)
     if cfg.gemm:  # a second GEMM pass after the cells: a busy moment at the start must not set the ceiling
         for key, again in measure_gemms(cells, cfg, []).items():
             first = gemm.get(key)

@@ -63,6 +63,20 @@ def perf_markdown(perf: dict) -> str:
               "Stream mode: one call = `StreamingClassifier.push` of one uint8 frame, preprocessing included. "
               "std is the sample std (ddof 1); trimmed mean drops 10 % at each end; percentiles interpolate linearly. "
               "RSS peak: a fresh process that loads the artifact and runs a few calls (Python and runtime included).", ""]
+    split = [c for c in perf["cells"] if c.get("stream_split_ms")]
+    if split:
+        parts = ("decode_convert", "sector", "resize", "model", "head", "preprocess", "other")
+        lines += ["## Where a streamed frame's time goes", "",
+                  "| stream cell | " + " | ".join(parts) + " | push median |", "|" + "---|" * (len(parts) + 2)]
+        for c in split:
+            s = c["stream_split_ms"]
+            lines.append(f"| {c['id']} | " + " | ".join(_f(s.get(p), "{:.3f}") for p in parts)
+                         + f" | {_f(c['latency_ms']['median'], '{:.3f}')} |")
+        lines += ["", f"Per-frame medians in ms, each part timed separately after the run on frames "
+                      f"{'x'.join(map(str, split[0]['stream_split_ms']['frame_shape']))} "
+                      "(decode_convert: grey conversion or copy of a decoded frame; resize: float scaling, antialiased "
+                      "resize and centre crop; model: embed_frame, or the whole forward without the streaming split; "
+                      "head: classify_window; preprocess = the first three; other = push median minus the parts).", ""]
     lines += ["## Hardware limit", "", f"Theoretical peak: {peak.get('explanation')}.", ""]
     if perf["macs"]:
         m = perf["macs"]

@@ -83,7 +83,7 @@ def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "
         fma_units: Vector FMA units per core for the theoretical peak (2 on most x86 server cores).
     """
     from echoweave.benchmarks.compare import compare_perf, compare_table, read_perf
-    from echoweave.benchmarks.harness import write_json
+    from echoweave.benchmarks.harness import stream_split_table, write_json
     from echoweave.benchmarks.report import write_report
 
     src = Path(model)
@@ -126,6 +126,8 @@ def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "
     write_json(out_dir / "perf.json", perf)
     paths = write_report(perf, out_dir)
     print(_summary(perf))
+    if stream_split_table(perf):
+        print("\n" + stream_split_table(perf))
     for note in perf["notes"]:
         print(f"note: {note}")
     print(f"\nwrote {out_dir / 'perf.json'}, {paths['markdown']}" + "".join(
