@@ -104,7 +104,7 @@ def test_unknown_model_or_backbone_lists_known_ones():
         build_model(name="vit")
     with pytest.raises(ValueError, match="known backbones: resnet50, resnet18, mobilenet_v3_large, tiny"):
         build_model(name="tfw", backbone="vgg16")
-    assert list_backbones() == ["resnet50", "resnet18", "mobilenet_v3_large", "tiny"]
+    assert list_backbones() == ["resnet50", "resnet18", "mobilenet_v3_large", "tiny", "sononet"]
 
 
 def test_bad_shapes_and_configs_are_clear_errors():

@@ -29,9 +29,11 @@ _EXPORTS = {
     "I3D": "inflated", "inflate_2d_to_3d": "inflated", "inflate_from_image_model": "inflated",
     "STFM": "stfm", "split_resnet": "stfm", "UnrolledLSTM": "unrolled_lstm",
     "MultiStream": "multistream",
+    "SonoNet": "sononet", "UnrolledConvLSTM": "convlstm",
+    "SonoNetClassifier": "fetal", "FeatureTemporalModel": "fetal", "SonoNetRCN": "fetal", "SonoCNN2DT": "fetal",
 }
 # Registration order is the order `list_models()` and `echoweave models` show.
-_MODEL_MODULES = ("image", "recurrent", "attention", "video", "howard", "inflated", "stfm", "multistream")
+_MODEL_MODULES = ("image", "recurrent", "attention", "video", "howard", "inflated", "stfm", "fetal", "multistream")
 
 __all__ = sorted(_EXPORTS)
 

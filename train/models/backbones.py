@@ -16,6 +16,8 @@ from torch import nn
 from torchvision.models import mobilenet_v3_large, resnet18, resnet50
 from torchvision.models.resnet import BasicBlock
 
+from echoweave.train.models.sononet import SonoNet
+
 
 def _one_channel_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     """A fresh copy of `conv` taking `in_channels` inputs (same kernel, stride, padding)."""
@@ -92,11 +94,18 @@ def _tiny(in_channels: int, width: int) -> tuple[nn.Module, int]:
     return model, model.feature_dim
 
 
+def _sononet(in_channels: int, width: int) -> tuple[nn.Module, int]:
+    # SonoNet-{width} (train/models/sononet.py): VGG-16's convolutions with BN, 8 * width features.
+    model = SonoNet(in_channels, width)
+    return model, model.feature_dim
+
+
 _BACKBONES: dict[str, Callable[[int, int], tuple[nn.Module, int]]] = {
     "resnet50": _resnet50,
     "resnet18": _resnet18,
     "mobilenet_v3_large": _mobilenet_v3_large,
     "tiny": _tiny,
+    "sononet": _sononet,
 }
 
 
@@ -117,7 +126,7 @@ def build_backbone(name: str, in_channels: int = 1, width: int = 16) -> tuple[nn
     Args:
         name: One of `list_backbones()`.
         in_channels: Input channels of the first conv (1 for grayscale).
-        width: Base width, used by `tiny` only.
+        width: Base width, used by `tiny` and `sononet` (SonoNet-{width}) only.
 
     Returns:
         `(module, feature_dim)`; `module(x (B, C, H, W))` gives pooled features `(B, feature_dim)`.

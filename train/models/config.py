@@ -23,20 +23,21 @@ class ModelConfig:
 
     Attributes:
         name: Registered model name (`image`, `gru`, `tfw`, `attention`; see `list_models()`).
-        backbone: Per-frame CNN (`resnet50`, `resnet18`, `mobilenet_v3_large`, `tiny`).
+        backbone: Per-frame CNN (`resnet50`, `resnet18`, `mobilenet_v3_large`, `tiny`, `sononet`).
         num_classes: Number of view classes K (12 for NED-12).
         frames: Frames per window T (4 in the paper; TFW weaves T chunks of D/T).
         input_size: Square frame side in pixels fed to the network (224 in the paper).
         in_channels: Image channels (1 = grayscale, the paper's choice).
-        feature_dim: Per-frame feature size D after fc0; None means 2048 (paper backbones)
-            or 256 (tiny).
+        feature_dim: Per-frame feature size D after fc0; None means 2048 (paper backbones),
+            256 (tiny) or ``2 * width`` (sononet: SonoNet's adaptation layer, 128 for SonoNet-64).
         dropout: Dropout before the classifier layer (0.6 in the paper, all models).
         gru_hidden: GRU hidden size (256 in the paper).
         gru_layers: Stacked GRU layers (3 in the paper).
         gru_dropout: Dropout between GRU layers, active only in training (0.5 in the paper).
         attention_heads: Heads of the attention baseline (4 in the paper).
         attention_fc_dim: Width of the attention baseline's hidden FC (2048 in the paper).
-        width: Base channel width of the `tiny` backbone (ignored by the others).
+        width: Base channel width of the `tiny` and `sononet` backbones (ignored by the others;
+            64 is SonoNet-64, the fetal-workflow seed's base).
         mean: Per-channel normalization mean applied inside the graph to [0, 1] pixels.
         std: Per-channel normalization std applied inside the graph to [0, 1] pixels.
         frame_stride: Frames between neighbouring frames of a window, at the clip's frame
@@ -63,9 +64,14 @@ class ModelConfig:
             (None = all ``frames``; 20 of a 41-frame window in Howard et al.).
         lstm_hidden: ``stfm``: hidden size of its temporal stream's LSTM (512 in the EV9V
             reference, bgx666/stfm).
-        lstm_layers: ``stfm``: stacked LSTM layers (2 in the reference).
+        lstm_layers: ``stfm``: stacked LSTM layers (2 in the reference). ``lstm_hidden`` and
+            ``lstm_layers`` also size the LSTM of ``feat1d_lstm`` and ``rcn_lstm``.
         stream_dim: ``stfm``: size of each stream's embedding and of the fused layer before the
             classifier (128 in the reference: 128 + 128 -> 128 -> K).
+        spatiotemporal_channels: The fetal-workflow models' spatio-temporal unit
+            (train/models/fetal.py): channels of the 3x3x3 convolutions of ``feat2d_cnn3d`` and
+            ``rcn_cnn3d`` and hidden channels of the ConvLSTM of ``feat2d_convlstm`` and
+            ``rcn_convlstm`` (64).
         streams: ``multistream``: the frame stride of each stream inside the window (1, 2, 4, 8:
             the full frame rate, FR/2, FR/4 and FR/8 of Sharma et al.'s multi-stream framework).
         stream_model: ``multistream``: the registered window model each stream is an instance
@@ -103,6 +109,7 @@ class ModelConfig:
     lstm_hidden: int = 512
     lstm_layers: int = 2
     stream_dim: int = 128
+    spatiotemporal_channels: int = 64
     streams: tuple[int, ...] = field(default=(1, 2, 4, 8))
     stream_model: str = "c3d"
     stream_frames: int | None = None
@@ -117,7 +124,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.stream_frames must be >= 1 or None, got {self.stream_frames!r}")
         for key in ("num_classes", "frames", "input_size", "in_channels", "gru_hidden",
                     "gru_layers", "attention_heads", "attention_fc_dim", "width", "frame_stride",
-                    "tdcnn_channels", "lstm_hidden", "lstm_layers", "stream_dim"):
+                    "tdcnn_channels", "lstm_hidden", "lstm_layers", "stream_dim",
+                    "spatiotemporal_channels"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"ModelConfig.{key} must be >= 1, got {getattr(self, key)!r}")
         for key in ("flow_pairs", "flow_chunks"):
@@ -151,6 +159,8 @@ class ModelConfig:
         """The per-frame feature size D actually built (resolves `feature_dim=None`)."""
         if self.feature_dim is not None:
             return int(self.feature_dim)
+        if self.backbone == "sononet":
+            return 2 * int(self.width)
         return TINY_FEATURE_DIM if self.backbone == "tiny" else PAPER_FEATURE_DIM
 
     def to_dict(self) -> dict[str, Any]:
