@@ -16,6 +16,8 @@ int8, and records:
   each call with its seconds, the format and precision being exported and, for tracing calls,
   the method (recognised by its example input's shape). Nested calls (the ``torch.export`` inside
   ``torch.onnx.export``) are recorded with their parent, so the totals do not double count;
+* wall and process CPU seconds (all threads) per format and precision: on a shared machine the
+  wall seconds grow with the load, the CPU seconds much less;
 * host, load averages before and after, process niceness and threads (the machine is shared:
   read absolute seconds with the load beside them).
 
@@ -64,6 +66,7 @@ class CallProfile:
         self.calls: list[dict[str, Any]] = []
         self.stage = "setup"
         self.shapes = shapes or {}  # first-input shape -> method name
+        self.stages: dict[str, dict[str, float]] = {}  # stage -> {"wall_s", "cpu_s"}
         self._stack: list[str] = []
 
     def _method(self, label: str, args: tuple, kwargs: dict) -> str | None:
@@ -77,15 +80,29 @@ class CallProfile:
         def timed(*args, **kwargs):
             parent = self._stack[-1] if self._stack else None
             self._stack.append(label)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 return fn(*args, **kwargs)
             finally:
                 self._stack.pop()
                 self.calls.append({"label": label, "stage": self.stage, "method": self._method(label, args, kwargs),
-                                   "parent": parent, "seconds": round(time.perf_counter() - t0, 3)})
+                                   "parent": parent, "seconds": round(time.perf_counter() - t0, 3),
+                                   "cpu_s": round(time.process_time() - c0, 3)})
         timed.__wrapped__ = fn
         return timed
+
+    @contextlib.contextmanager
+    def labelled(self, stage: str) -> Iterator[None]:
+        """Attribute calls to ``stage`` and record its wall and process CPU seconds (all threads:
+        under load the CPU seconds move much less than the wall seconds)."""
+        self.stage = stage
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.stages[stage] = {"wall_s": round(time.perf_counter() - t0, 3),
+                                  "cpu_s": round(time.process_time() - c0, 3)}
+            self.stage = "between"
 
     @contextlib.contextmanager
     def installed(self) -> Iterator["CallProfile"]:
@@ -114,9 +131,11 @@ class CallProfile:
         out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for c in self.calls:
             key = c["label"] if c["parent"] is None else f"{c['label']} in {c['parent']}"
-            row = out[c["stage"]].setdefault(key, {"calls": 0, "seconds": 0.0, "methods": defaultdict(float)})
+            row = out[c["stage"]].setdefault(key, {"calls": 0, "seconds": 0.0, "cpu_s": 0.0,
+                                                   "methods": defaultdict(float)})
             row["calls"] += 1
             row["seconds"] = round(row["seconds"] + c["seconds"], 3)
+            row["cpu_s"] = round(row["cpu_s"] + c.get("cpu_s", 0.0), 3)
             if c["method"]:
                 row["methods"][c["method"]] = round(row["methods"][c["method"]] + c["seconds"], 3)
         return {stage: {label: {**row, "methods": dict(row["methods"])} for label, row in labels.items()}
@@ -135,19 +154,13 @@ def stage_labels(profile: CallProfile) -> Iterator[None]:
         converter = original_load(fmt)
 
         def labelled(ctx, precision):
-            profile.stage = f"{fmt} {precision}"
-            try:
+            with profile.labelled(f"{fmt} {precision}"):
                 return converter(ctx, precision)
-            finally:
-                profile.stage = "between"
         return labelled
 
     def verify(*args, **kwargs):
-        profile.stage = "verify"
-        try:
+        with profile.labelled("verify"):
             return original_verify(*args, **kwargs)
-        finally:
-            profile.stage = "after verify"
 
     pipeline.load_converter, pipeline.verify = load_converter, verify
     try:
@@ -191,19 +204,20 @@ def measure(checkpoint: Path, out: Path, formats: list[str], precisions: list[st
     torch.set_num_threads(threads)
     profile = CallProfile(method_shapes(checkpoint))
     load_before = load_average()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with profile.installed(), stage_labels(profile):
         result = export_checkpoint(checkpoint, out, formats=formats, precisions=precisions,
                                    calib_clips=calib_clips, parity_clips=parity_clips, overwrite=True)
-    total = time.perf_counter() - t0
+    total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
     # The pipeline's per-artifact stage is "<format> <precision>: export -> ... -> serialize".
     per_format = {k.split(":")[0]: v for k, v in result.timings.items() if ":" in k and k.split(" ")[0] in formats}
     return {
         "checkpoint": str(checkpoint), "formats": formats, "precisions": precisions,
         "calib_clips": calib_clips, "parity_clips": parity_clips, "threads": threads, "niceness": os.nice(0),
         "load_average_before": load_before, "load_average_after": load_average(),
-        "host": host_info(), "total_s": round(total, 1),
+        "host": host_info(), "total_s": round(total, 1), "total_cpu_s": round(total_cpu, 1),
         "per_format_precision_s": {k: round(v, 1) for k, v in per_format.items()},
+        "per_stage_wall_and_cpu_s": profile.stages,
         "pipeline_timings_s": result.timings,
         "toolchain_calls": profile.summary(), "calls": profile.calls,
         "artifacts": [a["id"] for a in result.manifest["artifacts"]], "skipped": result.skipped,
@@ -217,13 +231,17 @@ def merge(path: Path, label: str, run: dict[str, Any]) -> dict[str, Any]:
     report["what"] = ("seconds of one `echoweave export` of every listed format and precision, per format x "
                       "precision and per toolchain call; see echoweave/benchmarks/export_time.py")
     report.setdefault("runs", {})[label] = run
-    report["summary"] = {name: {"total_s": r["total_s"], "load_average_before": r["load_average_before"],
+    report["summary"] = {name: {"total_s": r["total_s"], "total_cpu_s": r.get("total_cpu_s"),
+                                "load_average_before": r["load_average_before"],
                                 "load_average_after": r["load_average_after"], "niceness": r["niceness"],
-                                "per_format_precision_s": r["per_format_precision_s"]}
+                                "per_format_precision_s": r["per_format_precision_s"],
+                                "per_stage_wall_and_cpu_s": r.get("per_stage_wall_and_cpu_s")}
                          for name, r in report["runs"].items()}
     if {"before", "after"} <= set(report["runs"]):
-        report["summary"]["speedup_total"] = round(report["runs"]["before"]["total_s"]
-                                                   / report["runs"]["after"]["total_s"], 2)
+        before, after = report["runs"]["before"], report["runs"]["after"]
+        report["summary"]["speedup_total_wall"] = round(before["total_s"] / after["total_s"], 2)
+        if before.get("total_cpu_s") and after.get("total_cpu_s"):
+            report["summary"]["speedup_total_cpu"] = round(before["total_cpu_s"] / after["total_cpu_s"], 2)
     return report
 
 
