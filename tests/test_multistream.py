@@ -91,6 +91,26 @@ def test_config_checks_and_declarations():
     assert cfg.streams == (1, 2, 4, 8) and cfg == model.cfg
 
 
+def test_wraps_every_registered_pixel_only_model():
+    """Any registered model is a stream model unless it takes derived inputs (refused, named)."""
+    from echoweave.train.models import list_models
+
+    tiny = {**TINY, "feature_dim": 16, "gru_hidden": 8, "gru_layers": 1, "lstm_hidden": 8, "stream_dim": 8,
+            "streams": (1, 2), "stream_frames": 2, "frames": 3}
+    clip = torch.rand(1, 3, 1, 32, 32)
+    for name in (n for n in list_models() if n != "multistream"):
+        single = build_model(ModelConfig(**{**tiny, "name": name, "frames": 2}))
+        if single.derived_inputs():
+            with pytest.raises(ValueError, match="derived inputs"):
+                _model(**{**tiny, "stream_model": name})
+            continue
+        model = _model(**{**tiny, "stream_model": name})
+        with torch.no_grad():
+            probs = [torch.softmax(net(clip[:, sl]), -1) for net, sl in zip(model.stream_nets, model.slices)]
+            torch.testing.assert_close(model(clip), ((probs[0] + probs[1]) / 2).log(), rtol=0, atol=1e-5,
+                                       msg=lambda m: f"{name}: {m}")
+
+
 def test_per_frame_stream_models_start_from_the_stage1_image_model():
     image = build_model(ModelConfig(**{**TINY, "name": "image", "frames": 2}))
     model = _model(stream_model="tdcnn")
