@@ -64,7 +64,9 @@ INFLATED_BLOCKS = 3
 #: 3x3x3 convolution + BN + ReLU layers of the 2D+t unit (``feat2d_cnn3d``, ``rcn_cnn3d``).
 CNN3D_LAYERS = 2
 
-# Measured with executorch 1.5.1 on the tiny exports (tests/test_fetal_models.py), as for i3d.
+# Measured with executorch 1.5.1 (tiny variants, XNNPACK partitioner): feat2d_cnn3d's classify_window
+# and cnn2dt's forward lower and serialize, and execute() fails with error 0x12, as i3d's does.
+# ONNX Runtime (fp32, int8) and LiteRT (fp32, int8) run them with parity met (tests/test_fetal_models.py).
 _NO_EXECUTORCH_3D = ("3-D convolution: XNNPACK has no 3-D kernels and ExecuTorch's portable conv rejects "
                      "conv3d (execute: 0x12 InvalidArgument); use the ONNX Runtime or LiteRT artifact")
 
