@@ -5,16 +5,16 @@ Stages (ExecuTorch ``aot_compiler`` order): export -> quantize -> lower -> seria
 
 - export: `torch.export` of `forward`, `embed_frame` and `classify_window` (batch 1).
 - quantize (int8): PT2E with `XNNPACKQuantizer` (per-channel symmetric weights, int8
-  activations) on convolutions, linears and pooling only (`int8_quantizer`); linears on
-  constants (the GRU's zero initial state) are folded first (`fold_constant_linears`). Each
-  method's module is quantized separately. `embed_frame` calibrates on real
-  frames, `classify_window` on the features the *quantized* embedder produces for the same
-  windows: at run time the head only ever sees quantized-embedder features, so calibrating on
-  them matches the ranges it must cover (float features would fit the observers to a
-  distribution the app never produces). Measured on a tiny TFW (ONNX QDQ, 48 held-out
-  windows): mean |logit diff| 0.00122 either way, max 0.0053 vs 0.0050 - no measurable gain
-  at that size; the choice follows the run-time distribution. `forward` calibrates on the
-  real windows.
+  activations). The per-frame backbone of a model with the streaming split is quantized
+  **whole** (convolutions, residual adds, add+ReLU, pooling: ExecuTorch's own global
+  symmetric config restricted to the backbone's nodes, `int8_quantizer`), so XNNPACK runs each
+  residual block int8 end to end instead of dequantizing/requantizing around every add. What
+  stays fp32, and why: the input normalisation ``(x - mean) / std`` (one elementwise op on the
+  float input, before the first quantize); the window head's GRU gate math (sigmoid/tanh/mul/
+  add on (1, D) vectors: quantized, the GRU's time slices fell out of the delegate, 34-36
+  ``slice_copy`` per method; their cost is < 1 % of a frame). Convolutions, linears and pooling
+  of everything else are int8. Linears on constants (the GRU's zero initial state) are folded
+  first (`fold_constant_linears`). Each
 - lower: `to_edge_transform_and_lower` with one dict of programs and the XNNPACK partitioner;
   class names and preprocessing ride along as the constant method ``config`` (JSON string).
 - serialize: `.pte` and `.bpte`; delegation (nodes inside XNNPACK delegates vs. left in the
@@ -47,13 +47,16 @@ def export_programs(ctx: ExportContext, precision: str) -> dict[str, Any]:
     return {m: torch.export.export(quantized[m], ctx.example_inputs[m]) for m in ctx.methods}
 
 
-def quantize_module(module: torch.nn.Module, example: tuple, samples: list[tuple]) -> torch.fx.GraphModule:
+def quantize_module(module: torch.nn.Module, example: tuple, samples: list[tuple],
+                    whole: tuple[type, ...] = ()) -> torch.fx.GraphModule:
     """PT2E int8 of one method: export, fold constant linears, annotate, calibrate, convert.
 
     Args:
         module: the method's module (eval mode).
         example: example inputs `torch.export` traces with.
         samples: calibration inputs (tuples of batch-1 tensors).
+        whole: module types quantized whole (every op XNNPACK's quantizer annotates, residual
+            adds included); see `int8_quantizer`.
 
     Returns:
         The converted (QDQ) graph module; `torch.export` it again to lower.
@@ -62,7 +65,7 @@ def quantize_module(module: torch.nn.Module, example: tuple, samples: list[tuple
 
     graph = torch.export.export(module, example).module()
     fold_constant_linears(graph)
-    prepared = prepare_pt2e(graph, int8_quantizer())
+    prepared = prepare_pt2e(graph, int8_quantizer(whole))
     with torch.no_grad():
         for sample in samples:
             prepared(*sample)
@@ -72,7 +75,8 @@ def quantize_module(module: torch.nn.Module, example: tuple, samples: list[tuple
 def quantize_methods(ctx: ExportContext, modules: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
     """PT2E int8 (XNNPACK per-channel symmetric) of each declared method, calibrated on real
     clips; the window head on what the *quantized* embedder produces."""
-    out = {m: quantize_module(modules[m], ctx.example_inputs[m], ctx.calibration_inputs(m))
+    whole = whole_quantized_types(ctx.model)
+    out = {m: quantize_module(modules[m], ctx.example_inputs[m], ctx.calibration_inputs(m), whole)
            for m in ctx.methods if m != "classify_window"}
     if "classify_window" in ctx.methods:
         out["classify_window"] = quantize_module(modules["classify_window"], ctx.example_inputs["classify_window"],
@@ -80,13 +84,28 @@ def quantize_methods(ctx: ExportContext, modules: dict[str, torch.nn.Module]) ->
     return out
 
 
-def int8_quantizer():
-    """`XNNPACKQuantizer` annotating only convolutions, linears and pooling (with fused ReLUs).
+def whole_quantized_types(model) -> tuple[type, ...]:
+    """Module types `int8_quantizer` quantizes whole: the per-frame backbone of a model that
+    declares the streaming split (its residual adds then run int8 in XNNPACK); none otherwise
+    (window-only models keep the conv/linear/pooling annotation they were validated with)."""
+    backbone = getattr(model, "backbone", None)
+    return (type(backbone),) if model.streams_per_frame and isinstance(backbone, torch.nn.Module) else ()
 
-    Element-wise add/mul/cat (the GRU gate math, residual adds) stay fp32: XNNPACK runs them in
-    fp32 inside the same delegate, and the GRU's time slices then stay fp32 too, so they are
-    delegated (quantized, the slices between dq/q pairs were left outside: 34-36
+
+def int8_quantizer(whole: tuple[type, ...] = ()):
+    """`XNNPACKQuantizer` with ExecuTorch's symmetric per-channel config: inside modules of the
+    ``whole`` types every pattern it knows (conv(+relu), linear(+relu), add(+relu), mul, cat,
+    adaptive pooling, and what propagates through max-pool/reshape); everywhere else only
+    convolutions, linears and pooling (with fused ReLUs).
+
+    Outside the whole-quantized modules element-wise add/mul/cat (the GRU gate math) stay fp32:
+    XNNPACK runs them in fp32 inside the same delegate, and the GRU's time slices then stay fp32
+    too, so they are delegated (quantized, the slices between dq/q pairs were left outside: 34-36
     ``slice_copy`` per method). Activations are quantized only where a conv/linear reads them.
+
+    The whole modules are selected with a node filter, not ``set_module_type``: that filter also
+    rejects a pattern's weight/buffer nodes (they carry no module stack), which silently left every
+    conv + batch-norm of the backbone unquantized.
     """
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         CONV_TARGETS,
@@ -98,9 +117,23 @@ def int8_quantizer():
 
     config = get_symmetric_quantization_config(is_per_channel=True)
     quantizer = XNNPACKQuantizer()
-    for target in sorted(CONV_TARGETS | LINEAR_TARGETS | ADAPTIVE_AVG_POOL2D_TARGETS, key=str):
-        if isinstance(target, torch._ops.OpOverload):
-            quantizer.set_operator_type(target, config)
+    everywhere = CONV_TARGETS | LINEAR_TARGETS | ADAPTIVE_AVG_POOL2D_TARGETS
+    if not whole:
+        for target in sorted(everywhere, key=str):
+            if isinstance(target, torch._ops.OpOverload):
+                quantizer.set_operator_type(target, config)
+        return quantizer
+    names = {f"{t.__module__}.{t.__qualname__}" for t in whole}
+    fused = everywhere | {torch.ops.aten.relu.default, torch.ops.aten.relu_.default}
+
+    def in_scope(node: torch.fx.Node) -> bool:
+        stack = node.meta.get("nn_module_stack")
+        if not stack or node.op != "call_function" or node.target in fused:
+            return True  # constants, and the ops quantized everywhere
+        return any((t if isinstance(t, str) else f"{t.__module__}.{t.__qualname__}") in names for _, t in stack.values())
+
+    quantizer.set_global(config)
+    quantizer.set_filter_function(in_scope)
     return quantizer
 
 

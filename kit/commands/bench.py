@@ -6,6 +6,7 @@
     echoweave bench artifacts/tfw_r50 --target android --executor_runner ./executor_runner \\
         --benchmark_model ./benchmark_model
     echoweave bench artifacts/tfw_r50 --soak 10                        # 10 min drift / RSS growth
+    echoweave bench artifacts/tfw_r50 --peer_checkpoint runs/tfw_r50  # + peers: the toolchains' own recipes
 
 Light module: the harness (and torch, where used) is imported inside the function.
 """
@@ -48,7 +49,7 @@ def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "
           clip: str = "", warmup: int = 5, eager: bool = True, gemm: bool = True, memory: bool = True,
           compare: str = "", soak: float = 0.0, target: Literal["host", "android"] = "host", adb: str = "adb", serial: str = "",
           executor_runner: str = "", benchmark_model: str = "", runs: int = 50, clock_ghz: float | None = None,
-          fma_units: int = 2) -> None:
+          fma_units: int = 2, peers: bool = True, peer_checkpoint: str = "", peer_methods: str = "embed_frame") -> None:
     """Benchmark an exported model: per runtime, precision, thread count and mode, through echoweave.edge.
 
     Writes OUT/perf.json (schema-checked), OUT/perf.md and charts (latency per cell with the
@@ -81,6 +82,12 @@ def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "
         runs: Measured runs per method on the phone (android).
         clock_ghz: Override the CPU clock used for the theoretical peak.
         fma_units: Vector FMA units per core for the theoretical peak (2 on most x86 server cores).
+        peers: Also build (or take from the cache) the artifact each toolchain's own documented recipe makes
+            of the same checkpoint, time it interleaved with the kit's and compare accuracy on held-out windows
+            (host only; needs the checkpoint: --peer_checkpoint or the manifest's source_checkpoint). Writes
+            OUT/peers.json and OUT/peers.md; a line per peer the kit is slower or less accurate than.
+        peer_checkpoint: The checkpoint the artifacts were exported from (default: the manifest's source_checkpoint).
+        peer_methods: Comma-separated methods the peers are built from: embed_frame (per frame) and/or forward.
     """
     from echoweave.benchmarks.compare import compare_perf, compare_table, read_perf
     from echoweave.benchmarks.harness import stream_split_table, write_json
@@ -123,6 +130,8 @@ def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "
         perf = run_bench(cfg)
         if soak > 0:
             perf["soak"] = _soak(cfg, manifest, soak)
+        if peers:
+            perf["peers"] = _peers(src, manifest, cfg, peer_checkpoint, _split(peer_methods, "peer_methods"), out_dir)
     write_json(out_dir / "perf.json", perf)
     paths = write_report(perf, out_dir)
     print(_summary(perf))
@@ -132,9 +141,31 @@ def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "
         print(f"note: {note}")
     print(f"\nwrote {out_dir / 'perf.json'}, {paths['markdown']}" + "".join(
         f", {p}" for k, p in paths.items() if k != "markdown"))
+    if perf.get("peers"):
+        from echoweave.benchmarks.peers import peers_table
+
+        print("\n" + peers_table(perf["peers"]))
     if compare:
         old = read_perf(compare)
         print("\n" + compare_table(compare_perf(old, perf), old, perf))
+
+
+def _peers(src: Path, manifest: dict, cfg, checkpoint: str, methods: list[str], out_dir: Path) -> dict | None:
+    """Peer comparison (`echoweave.benchmarks.peers`) at the bench's threads and seconds; None, with a
+    printed note, when no checkpoint is known (the peers are built from it)."""
+    from echoweave.benchmarks.peers import PeerConfig, resolve_checkpoint, run_peers, write_peers
+
+    if resolve_checkpoint(manifest, checkpoint or None) is None:
+        if checkpoint:
+            raise EchoweaveError(f"--peer_checkpoint {checkpoint}: no checkpoint there")
+        print("note: peers skipped: the manifest's source_checkpoint is not here (pass --peer_checkpoint, or --no-peers)")
+        return None
+    report = run_peers(PeerConfig(str(src), checkpoint=checkpoint or None, runtimes=cfg.runtimes,
+                                  precisions=cfg.precisions, methods=methods, threads=cfg.threads,
+                                  seconds=cfg.seconds, chunk_seconds=cfg.chunk_seconds, warmup=cfg.warmup,
+                                  progress=cfg.progress))
+    write_peers(report, out_dir)
+    return report
 
 
 def _soak(cfg, manifest: dict, minutes: float) -> dict:
