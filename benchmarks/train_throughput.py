@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -98,23 +99,21 @@ class OneProcessGroup:
 
     def __init__(self, device: str):
         self.backend = "nccl" if device.startswith("cuda") else "gloo"
-        self._file = None
+        self._folder = None
 
     def __enter__(self):
         import torch.distributed as dist
 
-        fd, self._file = tempfile.mkstemp(prefix="echoweave-ddp-")
-        os.close(fd)
-        os.unlink(self._file)  # the FileStore creates it
-        dist.init_process_group(self.backend, init_method=f"file://{self._file}", rank=0, world_size=1)
+        self._folder = tempfile.mkdtemp(prefix="echoweave-ddp-")  # the FileStore creates its file inside
+        dist.init_process_group(self.backend, init_method=f"file://{os.path.join(self._folder, 'store')}",
+                                rank=0, world_size=1)
         return self
 
     def __exit__(self, *exc):
         import torch.distributed as dist
 
         dist.destroy_process_group()
-        if self._file and os.path.exists(self._file):
-            os.unlink(self._file)
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 def _sync(device: str) -> None:
