@@ -4,6 +4,12 @@
     export -> quantize -> lower -> serialize (one converter call) -> verify (parity on held-out
     clips) -> manifest.json + parity.json + parity.md + MODEL_CARD.md
 
+While a converter works it prints a line per format, precision, method and step
+(`echoweave.export.progress`); the converters share what can be shared (`echoweave.export.shared`:
+each method is `torch.export`-ed once per export for ExecuTorch fp32, ONNX and Core ML; ONNX int8
+quantizes the fp32 graphs, LiteRT int8 the fp32 flatbuffer, Core ML int8 the fp16 conversion).
+`python -m echoweave.benchmarks.export_time` measures where the time goes.
+
 Everything is built in a staging folder next to the destination and renamed into place at the
 end: on failure or Ctrl-C nothing half-written remains and an existing good export is untouched.
 
