@@ -449,11 +449,8 @@ def plan(manifest: dict, cfg: PeerConfig) -> tuple[list[tuple[dict, PeerRecipe]]
 
 def run_peers(cfg: PeerConfig) -> dict:
     """Build (or reuse) the peers, measure accuracy, time kit and peers interleaved; the report dict."""
-    from echoweave.benchmarks.harness import run_interleaved
     from echoweave.benchmarks.hostinfo import load_average
-    from echoweave.benchmarks.stats import latency_stats
     from echoweave.edge.manifest import read_manifest
-    from echoweave.edge.runtime.base import open_runtime
 
     bad = [m for m in cfg.methods if m not in METHODS]
     if bad or not cfg.methods:
@@ -467,14 +464,11 @@ def run_peers(cfg: PeerConfig) -> dict:
                         f"source_checkpoint {(manifest.get('source_checkpoint') or {}).get('path')!r} is not here)")
     pairs, skipped = plan(manifest, cfg)
     data = load_peer_data(ckpt, cfg, manifest)
-
     artifacts: dict[str, dict] = {}  # id -> entry with accuracy
     cells: list[PeerCell] = []
     comparisons = []
     for method in cfg.methods:
         sources: dict[str, Path] = {}
-        x = (np.ascontiguousarray(data.windows[0, :1]) if method == "embed_frame"
-             else np.ascontiguousarray(data.windows[:1]))  # (1, C, S, S) or (1, T, C, S, S)
         for kit, recipe in pairs:
             try:
                 peer = peer_artifact(recipe, method, data, cfg, sources)
@@ -483,40 +477,14 @@ def run_peers(cfg: PeerConfig) -> dict:
                                 "reason": f"build failed: {type(exc).__name__}: {exc}"[:400]})
                 continue
             sources[recipe.name] = Path(peer["folder"]) / peer["methods"][method]["file"]
-            kit_id, peer_id = f"kit:{kit['id']}:{method}", f"{peer['id']}:{method}"
             threads, why = _thread_counts(recipe.runtime, cfg.threads)
             skipped += [{**w, "peer": recipe.name} for w in why]
-            for who, art_folder, art, aid in (("kit", folder, kit, kit_id), ("peer", Path(peer["folder"]), peer, peer_id)):
-                if aid not in artifacts:
-                    adapter = open_runtime(recipe.runtime, art_folder, art, threads=max(threads or [1]))
-                    try:
-                        acc = artifact_accuracy(adapter, method, data, own_head=who == "kit" and method == "embed_frame")
-                    finally:
-                        adapter.close()
-                    artifacts[aid] = {"id": aid, "who": who, "runtime": recipe.runtime, "precision": recipe.precision,
-                                      "method": method, "artifact": art["id"],
-                                      "recipe": recipe.recipe if who == "peer" else kit.get("notes", ""),
-                                      "built": peer["built"] if who == "peer" else None,
-                                      "build_s": peer["build_s"] if who == "peer" else None,
-                                      "bytes": _bytes(art_folder, art, method), "accuracy": acc}
-                for t in threads:
-                    label = f"{aid}:t{t}"
-                    if not any(c.label == label for c in cells):
-                        cells.append(_open_cell(recipe.runtime, art_folder, art, recipe.precision, t, method, label, x,
-                                                cfg.warmup))
+            ids = [_prepare(who, art_folder, art, recipe, method, threads, data, cfg, artifacts, cells)
+                   for who, art_folder, art in (("kit", folder, kit), ("peer", Path(peer["folder"]), peer))]
             comparisons += [{"runtime": recipe.runtime, "precision": recipe.precision, "method": method,
-                             "threads": t, "kit": kit_id, "peer": peer_id, "recipe": recipe.name} for t in threads]
-    if cells:
-        from echoweave.benchmarks.cells import BenchConfig
-
-        run_interleaved(cells, BenchConfig(str(folder), seconds=cfg.seconds, chunk_seconds=cfg.chunk_seconds,
-                                           progress=cfg.progress))
-    for c in cells:
-        c.clf.close()
-    timing = {c.label: {"latency_ms": latency_stats(c.samples), "load_ms": c.load_ms[0], "first_ms": c.first_ms}
-              for c in cells}
+                             "threads": t, "kit": ids[0], "peer": ids[1], "recipe": recipe.name} for t in threads]
+    timing = _time_cells(cells, cfg, folder)
     rows = [_pair_row(comp, timing, artifacts) for comp in comparisons]
-    eager_acc = float(np.mean(data.eager_logits.argmax(1) == data.labels))
     return {
         "kind": "echoweave-peers", "schema_version": 1, "model_id": manifest["model_id"],
         "artifact_dir": str(folder), "checkpoint": str(data.checkpoint), "weights_sha256": data.weights_sha256,
@@ -524,15 +492,54 @@ def run_peers(cfg: PeerConfig) -> dict:
         "load_average_start": load_start, "load_average_end": load_average(),
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress",)},
         "held_out": {"windows": int(len(data.windows)), "clips": data.clips,
-                     "eager_accuracy": eager_acc,
+                     "eager_accuracy": float(np.mean(data.eager_logits.argmax(1) == data.labels)),
                      "how": "each artifact's embed_frame features through the eager fp32 classify_window "
                             "(forward: the artifact's own logits); agreement = top-1 equal to eager forward"},
-        "artifacts": list(artifacts.values()),
-        "cells": [{"id": k, **v, "samples": len(next(c for c in cells if c.label == k).samples)}
-                  for k, v in timing.items()],
+        "artifacts": list(artifacts.values()), "cells": [{"id": k, **v} for k, v in timing.items()],
         "pairs": rows, "verdicts": [line for r in rows for line in r["verdicts"]], "skipped": skipped,
         "toolchain": toolchain_versions(),
     }
+
+
+def _prepare(who: str, folder: Path, art: dict, recipe: PeerRecipe, method: str, threads: list[int],
+             data: PeerData, cfg: PeerConfig, artifacts: dict, cells: list) -> str:
+    """Accuracy of one artifact (once) and its timing cells (one per thread count); returns its id."""
+    from echoweave.edge.runtime.base import open_runtime
+
+    aid = f"{'kit:' if who == 'kit' else ''}{art['id']}:{method}"
+    if aid not in artifacts:
+        adapter = open_runtime(recipe.runtime, folder, art, threads=max(threads or [1]))
+        try:
+            acc = artifact_accuracy(adapter, method, data, own_head=who == "kit" and method == "embed_frame")
+        finally:
+            adapter.close()
+        artifacts[aid] = {"id": aid, "who": who, "runtime": recipe.runtime, "precision": recipe.precision,
+                          "method": method, "artifact": art["id"],
+                          "recipe": recipe.recipe if who == "peer" else art.get("notes", ""),
+                          "built": art.get("built") if who == "peer" else None,
+                          "build_s": art.get("build_s") if who == "peer" else None,
+                          "bytes": _bytes(folder, art, method), "accuracy": acc}
+    x = np.ascontiguousarray(data.windows[0, :1] if method == "embed_frame" else data.windows[:1])
+    for t in threads:  # x: (1, C, S, S) or (1, T, C, S, S), a held-out frame or window
+        label = f"{aid}:t{t}"
+        if not any(c.label == label for c in cells):
+            cells.append(_open_cell(recipe.runtime, folder, art, recipe.precision, t, method, label, x, cfg.warmup))
+    return aid
+
+
+def _time_cells(cells: list, cfg: PeerConfig, folder: Path) -> dict[str, dict]:
+    """Round-robin timing of every cell (`harness.run_interleaved`); ``{label: stats}``."""
+    from echoweave.benchmarks.cells import BenchConfig
+    from echoweave.benchmarks.harness import run_interleaved
+    from echoweave.benchmarks.stats import latency_stats
+
+    if cells:
+        run_interleaved(cells, BenchConfig(str(folder), seconds=cfg.seconds, chunk_seconds=cfg.chunk_seconds,
+                                           progress=cfg.progress))
+    for c in cells:
+        c.clf.close()
+    return {c.label: {"latency_ms": latency_stats(c.samples), "samples": len(c.samples), "load_ms": c.load_ms[0],
+                      "first_ms": c.first_ms} for c in cells}
 
 
 def _bytes(folder: Path, art: dict, method: str) -> int | None:
