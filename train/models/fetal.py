@@ -169,7 +169,7 @@ class SonoNetFrames(EchoModel):
         x = self.feature_maps(frame)  # (B, D, h, w)
         if self.maps:
             return x.flatten(1)  # (B, D*h*w)
-        return x.mean(dim=(-2, -1), keepdim=True).flatten(1)  # (B, D)
+        return x.mean(dim=(-2, -1))  # (B, D)
 
     def unflatten_maps(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, T, D*h*w)`` window features -> ``(B, T, D, h, w)`` (configured sizes, no shape reads)."""
@@ -178,6 +178,16 @@ class SonoNetFrames(EchoModel):
 
 class SonoNetClassifier(SonoNetFrames, ImageClassifier):
     """SonoNet image classifier (stage 1 of the family); window = mean voting (`ImageClassifier`)."""
+
+    def export_limits(self) -> dict[tuple[str, str], str]:
+        # Measured with executorch 1.5.1 (tiny SonoNet-8, 32 px): the int8 program lowers and
+        # serializes, but its forward fails to load: "XNNCompiler: Failed to create squeeze node 53
+        # with code: xnn_status_invalid_parameter" (the same refusal as stfm's int8; embed_frame and
+        # classify_window were not the method that failed). With the spatial mean written with
+        # keepdim + flatten it was node 54. Not yet worked around.
+        return {("executorch", "int8"): "XNNPACK refuses a quantized squeeze node of forward at load (XNNCompiler: "
+                                        "'Failed to create squeeze node ... xnn_status_invalid_parameter'); use the "
+                                        "ExecuTorch fp32, ONNX Runtime or LiteRT int8 artifact"}
 
 
 class FeatureTemporalModel(SonoNetFrames):
