@@ -121,6 +121,19 @@ def _reference_lstm(input_size: int, hidden: int, layers: int) -> nn.LSTM:
     return lstm
 
 
+class GlobalMean(nn.Module):
+    """``(N, C, h, w)`` -> ``(N, C)``: the spatial mean, one reduction with no reshape after it.
+
+    Equal to ``AdaptiveAvgPool2d(1)`` + ``Flatten(1)``, but that pair lowers to XNNPACK as a pool
+    and a reshape whose int8 input and output carry different quantization parameters, which
+    XNNPACK refuses when the program loads ("Failed to create squeeze node ...
+    xnn_status_invalid_parameter"); a mean straight into the next linear layer has no such reshape.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
 class TemporalStream(nn.Module):
     """Shared feature maps of T frames ``(B*T, C1, h, w)`` -> ``(B, stream_dim)``.
 
@@ -139,7 +152,7 @@ class TemporalStream(nn.Module):
             nn.Conv2d(c0, c1, 1, stride=2, bias=False), nn.BatchNorm2d(c1)))
         self.block2 = BasicBlock(c1, c2, stride=2, downsample=nn.Sequential(
             nn.Conv2d(c1, c2, 1, stride=2, bias=False), nn.BatchNorm2d(c2)))
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GlobalMean()
         self.pooled_dropout = nn.Dropout(POOLED_DROPOUT)
         self.lstm = UnrolledLSTM(c2, hidden, layers, LSTM_DROPOUT if layers > 1 else 0.0)
         self.lstm.load_from_nn_lstm(_reference_lstm(c2, hidden, layers))
@@ -148,7 +161,7 @@ class TemporalStream(nn.Module):
 
     def forward(self, shared: torch.Tensor) -> torch.Tensor:
         x = self.block2(self.block1(self.proj(shared)))  # (B*T, 64, h/8, w/8)
-        x = self.pooled_dropout(self.pool(x).flatten(1))  # (B*T, 64)
+        x = self.pooled_dropout(self.pool(x))  # (B*T, 64)
         out, _ = self.lstm(x.unflatten(0, (-1, self.frames)))  # (B, T, H)
         last = out.narrow(1, self.frames - 1, 1).flatten(1)  # (B, H): the last step, as a slice
         return self.fc(self.last_dropout(last))  # (B, stream_dim)
@@ -162,7 +175,8 @@ class STFM(VideoModel):
         backbone, _ = build_backbone(cfg.backbone, cfg.in_channels, cfg.width)
         self.shared, spatial, shared_channels, spatial_channels = split_resnet(backbone)
         d = cfg.stream_dim
-        self.spatial = nn.Sequential(spatial, nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
+        # nn.Identity() keeps the layers' indices (the linear stays spatial.4.*, as in older checkpoints).
+        self.spatial = nn.Sequential(spatial, GlobalMean(), nn.Identity(),
                                      nn.Dropout(SPATIAL_DROPOUT), nn.Linear(spatial_channels, d))
         self.temporal = TemporalStream(shared_channels, cfg.frames, cfg.lstm_hidden, cfg.lstm_layers, d)
         self.fuse_dropout = nn.Dropout(cfg.dropout)
@@ -178,15 +192,6 @@ class STFM(VideoModel):
             _xavier_normal_(linear.weight, fan_in, linear.out_features)
             if linear.bias is not None:
                 nn.init.zeros_(linear.bias)
-
-    def export_limits(self) -> dict[tuple[str, str], str]:
-        # Measured with executorch 1.5.1 (tiny backbone): the fp32 .pte is fully delegated and runs;
-        # the int8 program lowers fully into XNNPACK (395 nodes) but fails to load: "Failed to
-        # create squeeze node 99 with code: xnn_status_invalid_parameter" (XNNCompiler), i.e.
-        # XNNPACK refuses a quantized squeeze of the temporal stream. Not yet worked around.
-        return {("executorch", "int8"): "XNNPACK refuses a quantized squeeze of the temporal stream at load "
-                                        "(XNNCompiler: 'Failed to create squeeze node ... xnn_status_invalid_parameter'); "
-                                        "use the ExecuTorch fp32, ONNX Runtime or LiteRT int8 artifact"}
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, K)`` (not evidence: see the module docstring) of a clip ``(B, T, C, H, W)``
