@@ -44,8 +44,9 @@ def test_shipped_configs_parse():
                        for c in cfgs[1:])
         else:
             cfg = TrainConfig.from_dict(data)
-            # NED's recipes: beta1/momentum 0.75; Howard's (Keras Adam) and EV9V's (AdamW) use 0.9
-            if not f.stem.startswith(("paper_howard", "howard", "paper_stfm", "stfm")):
+            # NED's recipes: beta1/momentum 0.75; Howard's (Keras Adam), EV9V's (AdamW) and the fetal
+            # workflow's (SGD momentum / Adam defaults) use 0.9
+            if not f.stem.startswith(("paper_howard", "howard", "paper_stfm", "stfm", "fetal")):
                 assert cfg.optim.momentum == 0.75, f.name
     s1 = TrainConfig.from_dict(yaml.safe_load((CONFIG_DIR / "paper_stage1_image.yaml").read_text()))
     s2 = TrainConfig.from_dict(yaml.safe_load((CONFIG_DIR / "paper_stage2_tfw.yaml").read_text()))
