@@ -238,3 +238,10 @@ def test_int8_embedder_lowers_whole_into_xnnpack_and_matches_its_simulation(tiny
         got = method.execute([x.clone()])[0]
         torch.testing.assert_close(got, sim, atol=0.2 * float(sim.abs().max()), rtol=0)
         assert float((got - eager).abs().max()) < 0.2 * float(eager.abs().max())
+
+
+def test_peers_default_to_the_method_a_stream_runs():
+    from echoweave.commands.bench import default_peer_methods
+
+    assert default_peer_methods({"methods": ["forward", "embed_frame", "classify_window"]}) == ["embed_frame"]
+    assert default_peer_methods({"methods": ["forward"]}) == ["forward"]  # window-only (c3d, stfm)

@@ -303,7 +303,7 @@ def test_bench_notes_the_flow_in_the_stream_cost(exported, tmp_path):
 
     name, _, folder = exported
     main(["bench", str(folder), "--runtimes", "onnxruntime", "--threads", "1", "--mode", "window,stream",
-          "--precisions", "fp32", "--seconds", "0.2", "--no-gemm", "--no-memory", "--warmup", "1",
+          "--precisions", "fp32", "--seconds", "0.2", "--no-gemm", "--no-memory", "--warmup", "1", "--no-peers",
           "--out", str(tmp_path / "b")])
     cells = {c["mode"]: c for c in json.loads((tmp_path / "b" / "perf.json").read_text())["cells"]}
     assert cells["window"]["latency_ms"]["median"] > 0 and cells["stream"]["latency_ms"]["median"] > 0

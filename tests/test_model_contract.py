@@ -183,7 +183,7 @@ def test_bench_times_window_and_stream_cells(exported, tmp_path):
 
     _, _, folder = exported
     main(["bench", str(folder), "--runtimes", "onnxruntime", "--threads", "1", "--mode", "window,stream",
-          "--precisions", "fp32", "--seconds", "0.2", "--no-gemm", "--no-memory", "--warmup", "1",
+          "--precisions", "fp32", "--seconds", "0.2", "--no-gemm", "--no-memory", "--warmup", "1", "--no-peers",
           "--out", str(tmp_path / "b")])
     perf = json.loads((tmp_path / "b" / "perf.json").read_text())
     cells = {(c["runtime"], c["mode"]): c for c in perf["cells"]}

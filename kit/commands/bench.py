@@ -49,7 +49,7 @@ def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "
           clip: str = "", warmup: int = 5, eager: bool = True, gemm: bool = True, memory: bool = True,
           compare: str = "", soak: float = 0.0, target: Literal["host", "android"] = "host", adb: str = "adb", serial: str = "",
           executor_runner: str = "", benchmark_model: str = "", runs: int = 50, clock_ghz: float | None = None,
-          fma_units: int = 2, peers: bool = True, peer_checkpoint: str = "", peer_methods: str = "embed_frame") -> None:
+          fma_units: int = 2, peers: bool = True, peer_checkpoint: str = "", peer_methods: str = "") -> None:
     """Benchmark an exported model: per runtime, precision, thread count and mode, through echoweave.edge.
 
     Writes OUT/perf.json (schema-checked), OUT/perf.md and charts (latency per cell with the
@@ -87,7 +87,8 @@ def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "
             (host only; needs the checkpoint: --peer_checkpoint or the manifest's source_checkpoint). Writes
             OUT/peers.json and OUT/peers.md; a line per peer the kit is slower or less accurate than.
         peer_checkpoint: The checkpoint the artifacts were exported from (default: the manifest's source_checkpoint).
-        peer_methods: Comma-separated methods the peers are built from: embed_frame (per frame) and/or forward.
+        peer_methods: Comma-separated methods the peers are built from: embed_frame (per frame) and/or forward;
+            default: embed_frame when the model streams per frame, else forward (a window-only model).
     """
     from echoweave.benchmarks.compare import compare_perf, compare_table, read_perf
     from echoweave.benchmarks.harness import stream_split_table, write_json
@@ -131,7 +132,8 @@ def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "
         if soak > 0:
             perf["soak"] = _soak(cfg, manifest, soak)
         if peers:
-            perf["peers"] = _peers(src, manifest, cfg, peer_checkpoint, _split(peer_methods, "peer_methods"), out_dir)
+            methods = _split(peer_methods, "peer_methods") if peer_methods else default_peer_methods(manifest)
+            perf["peers"] = _peers(src, manifest, cfg, peer_checkpoint, methods, out_dir)
     write_json(out_dir / "perf.json", perf)
     paths = write_report(perf, out_dir)
     print(_summary(perf))
@@ -148,6 +150,12 @@ def bench(model: str, runtimes: str = "", precisions: str = "", threads: str = "
     if compare:
         old = read_perf(compare)
         print("\n" + compare_table(compare_perf(old, perf), old, perf))
+
+
+def default_peer_methods(manifest: dict) -> list[str]:
+    """The method peers are built from when none is asked for: the per-frame ``embed_frame`` of a
+    model that streams frame by frame (what a stream runs), else the window ``forward``."""
+    return ["embed_frame"] if "embed_frame" in manifest.get("methods", []) else ["forward"]
 
 
 def _peers(src: Path, manifest: dict, cfg, checkpoint: str, methods: list[str], out_dir: Path) -> dict | None:
