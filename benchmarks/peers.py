@@ -38,7 +38,6 @@ import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -292,13 +291,10 @@ def load_peer_data(folder: Path, cfg: PeerConfig, manifest: dict) -> PeerData:
 
 # ---- the cache and the builds ---------------------------------------------------------------
 def toolchain_versions() -> dict[str, str]:
-    out = {}
-    for dist in VERSIONED:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    """Installed versions of the toolchains a peer is built with (part of its cache key)."""
+    from echoweave.benchmarks.hostinfo import package_versions
+
+    return package_versions(VERSIONED)
 
 
 def cache_key(weights_sha256: str, recipe: PeerRecipe, method: str, calib_clips: int) -> str:

@@ -31,20 +31,21 @@ def _files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def _same_json(a, b, where: str) -> None:
+def _same_json(a, b, where: str, rtol: float = 1e-6, fix: str = FIX) -> None:
+    """``a`` equals ``b`` (floats to ``rtol``); a failure says how to regenerate (``fix``)."""
     if isinstance(a, float) or isinstance(b, float):
         assert isinstance(a, (int, float)) and isinstance(b, (int, float)), f"{where}: {a!r} vs {b!r}"
-        assert abs(a - b) <= 1e-6 * max(1.0, abs(a)), f"{where}: {a!r} vs {b!r}; {FIX}"
+        assert abs(a - b) <= rtol * max(1.0, abs(a)), f"{where}: {a!r} vs {b!r}; {fix}"
     elif isinstance(a, dict):
-        assert isinstance(b, dict) and sorted(a) == sorted(b), f"{where}: keys differ; {FIX}"
+        assert isinstance(b, dict) and sorted(a) == sorted(b), f"{where}: keys differ; {fix}"
         for k in a:
-            _same_json(a[k], b[k], f"{where}.{k}")
+            _same_json(a[k], b[k], f"{where}.{k}", rtol, fix)
     elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), f"{where}: lengths differ; {FIX}"
+        assert isinstance(b, list) and len(a) == len(b), f"{where}: lengths differ; {fix}"
         for i, (x, y) in enumerate(zip(a, b)):
-            _same_json(x, y, f"{where}[{i}]")
+            _same_json(x, y, f"{where}[{i}]", rtol, fix)
     else:
-        assert a == b, f"{where}: {a!r} vs {b!r}; {FIX}"
+        assert a == b, f"{where}: {a!r} vs {b!r}; {fix}"
 
 
 @pytest.fixture(scope="module")
@@ -127,24 +128,6 @@ def regenerated_evidential(tmp_path_factory) -> Path:
     return module.generate(tmp_path_factory.mktemp("golden") / "golden_evidential")
 
 
-def _same_json_exact(a, b, where: str) -> None:
-    """Like `_same_json`, but the hand-built float64 cases are compared to 1e-12 (pure float64
-    arithmetic, no BLAS): the Kotlin test holds them to 1e-9."""
-    if isinstance(a, float) or isinstance(b, float):
-        assert isinstance(a, (int, float)) and isinstance(b, (int, float)), f"{where}: {a!r} vs {b!r}"
-        assert abs(a - b) <= 1e-12 * max(1.0, abs(a)), f"{where}: {a!r} vs {b!r}; {EVIDENTIAL_FIX}"
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and sorted(a) == sorted(b), f"{where}: keys differ; {EVIDENTIAL_FIX}"
-        for k in a:
-            _same_json_exact(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), f"{where}: lengths differ; {EVIDENTIAL_FIX}"
-        for i, (x, y) in enumerate(zip(a, b)):
-            _same_json_exact(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} vs {b!r}; {EVIDENTIAL_FIX}"
-
-
 def test_committed_evidential_golden_vectors_match_the_current_python_edge(regenerated_evidential):
     files = _files(EVIDENTIAL_COMMITTED)
     assert _files(regenerated_evidential) == files, f"the set of evidential golden files changed; {EVIDENTIAL_FIX}"
@@ -161,7 +144,8 @@ def test_committed_evidential_golden_vectors_match_the_current_python_edge(regen
         elif name == "model_cases.json":  # the linear model in the loop: BLAS may sum in another order
             _same_json(json.loads(new.read_text()), json.loads(old.read_text()), name)
         else:
-            _same_json_exact(json.loads(new.read_text()), json.loads(old.read_text()), name)
+            # hand-built float64 cases: pure float64 arithmetic, no BLAS (the Kotlin test holds them to 1e-9)
+            _same_json(json.loads(new.read_text()), json.loads(old.read_text()), name, 1e-12, EVIDENTIAL_FIX)
 
 
 def test_evidential_golden_vectors_exercise_the_edge_cases(regenerated_evidential):

@@ -548,17 +548,18 @@ SECTIONS = [manifest_cases, gray_cases, resize_cases, preprocess_cases, sector_c
             stream_stride_cases, timeline_cases, latency_cases]
 
 
-def generate(out: Path) -> Path:
-    """Write the whole golden set into ``out`` (replaced atomically: built beside it, then swapped)."""
+def write_set(out: Path, sections, generated_by: str) -> Path:
+    """Run ``sections`` into a fresh folder and swap it in for ``out`` atomically (built beside it,
+    then renamed), with a README.json naming ``generated_by``; shared by make_golden_evidential."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".golden.", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the fixtures are ordinary repository files
     try:
         w = Writer(tmp)
-        for section in SECTIONS:
+        for section in sections:
             section(w)
-        w.json("README.json", {"generated_by": "tests/golden/make_golden.py", "numpy": np.__version__,
+        w.json("README.json", {"generated_by": generated_by, "numpy": np.__version__,
                                "note": "do not edit; regenerate with the script"})
         old = out.with_name(out.name + ".old")
         if out.exists():
@@ -571,14 +572,24 @@ def generate(out: Path) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder to (re)write")
+def generate(out: Path) -> Path:
+    """Write the whole golden set into ``out`` (replaced atomically: built beside it, then swapped)."""
+    return write_set(out, SECTIONS, "tests/golden/make_golden.py")
+
+
+def run_main(generate_fn, default_out: Path, description: str, argv: list[str] | None = None) -> int:
+    """The scripts' command line: ``--out`` (default ``default_out``), then a one-line summary."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=default_out, help="folder to (re)write")
     args = parser.parse_args(argv)
-    out = generate(args.out)
+    out = generate_fn(args.out)
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {sum(1 for p in out.rglob('*') if p.is_file())} files, {total / 1024:.0f} KiB, to {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(generate, DEFAULT_OUT, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,9 @@ Two kinds of cases:
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -334,35 +330,11 @@ SECTIONS = [softplus_cases, fuse_cases, key_clip_cases, combine_cases, history_c
 
 def generate(out: Path) -> Path:
     """Write the whole set into ``out`` (replaced atomically: built beside it, then swapped)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".golden_evidential.", dir=out.parent))
-    os.chmod(tmp, 0o755)
-    try:
-        w = mg.Writer(tmp)
-        for section in SECTIONS:
-            section(w)
-        w.json("README.json", {"generated_by": "tests/golden/make_golden_evidential.py", "numpy": np.__version__,
-                               "note": "do not edit; regenerate with the script"})
-        old = out.with_name(out.name + ".old")
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return mg.write_set(out, SECTIONS, "tests/golden/make_golden_evidential.py")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder to (re)write")
-    args = parser.parse_args(argv)
-    out = generate(args.out)
-    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"wrote {sum(1 for p in out.rglob('*') if p.is_file())} files, {total / 1024:.0f} KiB, to {out}")
-    return 0
+    return mg.run_main(generate, DEFAULT_OUT, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
