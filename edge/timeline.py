@@ -268,7 +268,7 @@ def build_timeline(predictions: Sequence, class_names: Sequence[str] | None = No
         for p in predictions:
             names.setdefault(p.class_id, p.view)
         uncertain = np.array([p.uncertain for p in predictions])
-        evidential = [getattr(p, "uncertainty", None) for p in predictions]
+        evidential = [p.uncertainty for p in predictions]
         evidential = None if any(u is None for u in evidential) else np.asarray(evidential, dtype=np.float64)
     else:
         evidential = None
