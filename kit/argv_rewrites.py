@@ -8,6 +8,7 @@ such a file can mean), with a note.
 from __future__ import annotations
 
 import sys
+from contextvars import ContextVar
 from pathlib import Path
 
 REMOVED_IN = "0.2"
@@ -116,3 +117,25 @@ def rewrite_argv(args: list[str]) -> list[str]:
     for rewrite in (_rename_options, _option_to_positional, _positional_to_option, _recipe_given_as_config):
         args = rewrite(args)
     return args
+
+
+# The command line `echoweave.cli.main` is running, after rewriting: commands that must tell an
+# option given on the command line from one left at its default read it (`given_options`).
+CURRENT_ARGV: ContextVar[tuple[str, ...]] = ContextVar("echoweave_argv", default=())
+
+
+def given_options(args: list[str] | tuple[str, ...] | None = None) -> set[str]:
+    """Dotted names of the options written on a command line (``--data.path x`` -> ``data.path``).
+
+    ``--no-data.augment`` counts as ``data.augment``; ``--key=value`` as ``key``. Defaults to the
+    command line `echoweave.cli.main` is running (empty when called from Python).
+    """
+    names = set()
+    for arg in CURRENT_ARGV.get() if args is None else args:
+        if arg == "--":
+            break  # what follows is positional
+        if not arg.startswith("--"):
+            continue
+        name = arg[2:].split("=", 1)[0]
+        names.add(name[3:] if name.startswith("no-") else name)
+    return names

@@ -17,7 +17,7 @@ import sys
 from jsonargparse import CLI, auto_parser, set_parsing_settings
 
 from echoweave import __version__
-from echoweave.argv_rewrites import rewrite_argv
+from echoweave.argv_rewrites import CURRENT_ARGV, rewrite_argv
 from echoweave.cli_parser import CliParser
 from echoweave.edge.errors import EchoweaveError
 from echoweave.commands import bench as bench_cmd
@@ -65,14 +65,20 @@ def main(argv: list[str] | None = None):
     the traceback instead.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    token = None
     try:
-        return CLI(COMMANDS, args=rewrite_argv(args), **PARSER_OPTIONS)
+        args = rewrite_argv(args)
+        token = CURRENT_ARGV.set(tuple(args))
+        return CLI(COMMANDS, args=args, **PARSER_OPTIONS)
     except (EchoweaveError, ValueError, OSError) as exc:
         if os.environ.get("ECHOWEAVE_TRACEBACK"):
             raise
         where = "" if isinstance(exc, EchoweaveError) else f"{_subcommand(args)}: "
         print(f"echoweave: error: {where}{' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        if token is not None:
+            CURRENT_ARGV.reset(token)
 
 
 def _subcommand(args: list[str]) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from echoweave.argv_rewrites import rewrite_argv
+from echoweave.argv_rewrites import given_options, rewrite_argv
 from echoweave.cli import build_parser, main
 from echoweave.train.engine import recipe as recipe_mod
 from echoweave.train.engine.recipe import CONFIG_DIR, load_recipe, stage_config
@@ -66,6 +66,23 @@ def test_train_recipe_overrides_only_the_options_given(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--recipe", "demo_cpu", "--stage", "image"])
     assert exc.value.code == 2 and "--stage cannot be combined with --recipe" in capsys.readouterr().err
+
+
+def test_train_recipe_option_equal_to_its_default_still_overrides(monkeypatch):
+    # demo_cpu sets 4 clips per view; `--data.phantom_clips_per_view 2` is the TrainConfig default
+    # and was once dropped as "unchanged", silently training on 4.
+    seen = {}
+    monkeypatch.setattr(recipe_mod, "run_recipe", lambda path, out, **overrides: seen.update(overrides) or {})
+    main(["train", "--recipe", "demo_cpu", "--data.phantom_clips_per_view", "2", "--data.augment",
+          "--threads=0", "--optim.epochs", "3"])
+    assert seen == {"data": {"phantom_clips_per_view": 2, "augment": True}, "threads": 0, "optim": {"epochs": 3}}
+
+
+def test_given_options_reads_dotted_names_switches_and_equals():
+    assert given_options(["train", "--recipe", "demo_cpu", "--data.path", "/x", "--no-data.augment",
+                          "--optim.epochs=2", "--", "--not.an.option"]) == \
+        {"recipe", "data.path", "data.augment", "optim.epochs"}
+    assert given_options() == set()  # outside `echoweave.cli.main`: nothing was given
 
 
 def test_train_recipe_trains_both_stages_the_second_from_the_first(tmp_path, capsys):

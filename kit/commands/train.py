@@ -85,7 +85,14 @@ def _train_recipe(recipe: str, cfg: TrainConfig) -> None:
     """Both stages of ``recipe``; the options of ``cfg`` that differ from the defaults override them."""
     from echoweave.train.engine.recipe import run_recipe
 
-    overrides = changed_values(cfg.to_dict(), _DEFAULT.to_dict())
+    from echoweave.argv_rewrites import given_options
+
+    values = cfg.to_dict()
+    overrides = changed_values(values, _DEFAULT.to_dict())
+    # An option written on the command line overrides the recipe even when it equals the
+    # default (`--data.phantom_clips_per_view 2` against a recipe's 4 must not be dropped).
+    for name in given_options():
+        _set_given(overrides, values, name.split("."))
     for key in ("stage", "init_from"):
         if key in overrides:
             raise EchoweaveError(f"--{key} cannot be combined with --recipe {recipe}: each stage of the recipe sets it")
@@ -93,6 +100,21 @@ def _train_recipe(recipe: str, cfg: TrainConfig) -> None:
     runs = run_recipe(recipe, out, **overrides)
     for stage, result in runs.items():
         print(f"{stage} checkpoint: {result.checkpoint}")
+
+
+def _set_given(overrides: dict, values: dict, path: list[str]) -> None:
+    """Copy the leaf ``path`` of ``values`` into ``overrides`` (unknown paths are left alone)."""
+    value = values
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return
+        value = value[key]
+    if isinstance(value, dict):
+        return  # a whole group (`--data file.yaml`): its changed leaves are already there
+    target = overrides
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
 
 
 def changed_values(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
