@@ -36,7 +36,7 @@ from echoweave.edge.image import rgb_to_gray
 from echoweave.edge.manifest import ManifestError, validate_manifest
 from echoweave.edge.preprocess import PreprocessSpec, preprocess_frames, resize_weights
 from echoweave.edge.sector import apply_sector, estimate_sector
-from echoweave.edge.timeline import build_timeline
+from echoweave.edge.timeline import BACKGROUND, Segment, build_timeline, scan_workflow, view_change
 from echoweave.edge.views import NED12
 from echoweave.train.data.phantom import PhantomConfig, generate_clip, make_patient
 
@@ -516,12 +516,161 @@ def timeline_cases(w: Writer) -> None:
             cases.append({"name": name, "settings": st, "times": [float(x) for x in t], "class_ids": [int(x) for x in c],
                           "confidences": [float(x) for x in p], "uncertain": [bool(x < threshold) for x in p],
                           "expected": tl.to_dict(), "per_view_order": list(tl.stats["per_view"]),
-                          **({"uncertainties": [float(x) for x in evidential]} if name == "evidential" else {})})
+                          **({"uncertainties": [float(x) for x in evidential]} if name == "evidential" else {}),
+                          # scan_workflow of two settings (the whole set would push the fixtures past 1 MB)
+                          **({"workflow": tl.workflow} if st in (settings[0], settings[2]) else {})})
+    # The same facts as bare arrays (build_timeline's times/class_ids/confidences): nothing is uncertain and
+    # views without a class name are named by their id.
+    array_cases = []
+    for name, which in (("scan", [2]), ("aba_and_abc", [0, 2]), ("single", [0, 2]), ("empty", [2])):
+        t, c, p = sequences[name]
+        for st in (settings[i] for i in which):
+            tl = build_timeline([], NED12 if st["names"] else None, smooth=st["smooth"], min_segment_s=st["min_segment_s"],
+                                uncertain_as=st["uncertain_as"], times=t, class_ids=c, confidences=p)
+            array_cases.append({"name": name, "settings": st, "times": [float(x) for x in t],
+                                "class_ids": [int(x) for x in c], "confidences": [float(x) for x in p],
+                                "expected": tl.to_dict(), "per_view_order": list(tl.stats["per_view"])})
     try:
         build_timeline([], times=[0.0, 0.0], class_ids=[0, 1], confidences=[1.0, 1.0])
     except ValueError as exc:
         error = str(exc)
-    w.json("timeline/cases.json", {"cases": cases, "non_increasing_error": error}, compact=True)
+    w.json("timeline/cases.json", {"cases": cases, "array_cases": array_cases, "non_increasing_error": error},
+           compact=True)
+
+
+def _probe_scan(rng: np.random.Generator, classes: int) -> np.ndarray:
+    """(N, K) probabilities of a scan: confident holds, a probe sweep between two views (belief
+    moving), a direct cut, a flat search, an unsure view; rounded to 4 decimals (compact JSON)."""
+    rows = []
+
+    def hold(view, n, conc=8.0):
+        a = np.full(classes, 0.3)
+        a[view] = conc
+        rows.extend(rng.dirichlet(a, n))
+
+    def sweep(a, b, n):
+        for i in range(n):
+            base = np.full(classes, 0.02)
+            base[a] += 1 - (i + 1) / (n + 1)
+            base[b] += (i + 1) / (n + 1)
+            rows.append(rng.dirichlet(base * 40))
+
+    hold(0, 40)
+    sweep(0, 2, 8)
+    hold(2, 30)
+    hold(3, 30)  # a direct cut from 2 to 3: no sweep
+    rows.extend(rng.dirichlet(np.full(classes, 3.0), 10))  # searching: flat belief
+    hold(0, 25)
+    hold(1, 20, conc=1.6)  # a view the model is unsure of: many windows below the threshold
+    return np.round(np.array(rows), 4)
+
+
+def _dyadic_scan() -> tuple[np.ndarray, np.ndarray]:
+    """Irregular dyadic times (multiples of 0.25 s, so t +- 1 s lands exactly on other windows) and
+    dyadic probabilities: window means are exact, a steady stretch has a view change of exactly 0."""
+    rng = np.random.default_rng(31)
+    times = np.cumsum(rng.choice([0.25, 0.5, 0.75], 36))
+    rows = {0: [0.75, 0.125, 0.125, 0.0], 1: [0.125, 0.75, 0.0, 0.125], 2: [0.25, 0.0, 0.5, 0.25]}
+    views = [0] * 12 + [1] * 10 + [2] * 6 + [0] * 8
+    return times, np.array([rows[v] for v in views])
+
+
+def _one_hot_cut() -> tuple[np.ndarray, np.ndarray]:
+    """Two views with certain (one-hot) beliefs and a direct cut: the window at the cut compares
+    disjoint beliefs, a view change of exactly ln 2 (the maximum)."""
+    p = np.zeros((16, 3))
+    p[:8, 0] = 1.0
+    p[8:, 2] = 1.0
+    return np.arange(16) * 0.25, p
+
+
+def timeline_background_cases(w: Writer) -> None:
+    """The background rule of `build_timeline` (what `echoweave classify` runs: uncertain windows and,
+    with ``view_change_s``, windows whose `view_change` is above the threshold become ``background``),
+    with the per-window `view_change` values, and `scan_workflow` on timelines and on given segments."""
+    rng = np.random.default_rng(37)
+    threshold = 0.5  # the manifest's uncertain_threshold
+    probe = _probe_scan(rng, 5)
+    dyadic_t, dyadic_p = _dyadic_scan()
+    cut_t, cut_p = _one_hot_cut()
+    sequences = {
+        "probe_scan": (np.arange(len(probe)) * (4 / 30.0), probe),
+        "dyadic": (dyadic_t, dyadic_p),
+        "one_hot_cut": (cut_t, cut_p),
+        "single": (np.array([3.0]), np.array([[0.2, 0.7, 0.1]])),
+        "empty": (np.zeros(0), np.zeros((0, 3))),
+    }
+    change = view_change(sequences["probe_scan"][0], probe, 1.0)
+    # A window whose view change is well inside the values and far (> 1e-6) from every other window's:
+    # thresholds 1e-9 below and above it flip that window alone, whatever the summation order.
+    order = np.argsort(change)
+    gaps = np.diff(change[order])
+    pick = next(int(order[i]) for i in range(len(order) // 2, len(order) - 1)
+                if gaps[i - 1] > 1e-6 and gaps[i] > 1e-6 and change[order[i]] > 0.05)
+    v = float(change[pick])
+    classify = {"smooth": 5, "min_segment_s": 1.0, "uncertain_as": BACKGROUND, "view_change_s": 1.0,
+                "view_change_threshold": 0.15}  # echoweave classify's defaults
+    raw = {**classify, "smooth": 1, "min_segment_s": 0.0}  # the rule per window, no smoothing
+    settings = {
+        "probe_scan": [classify, {**classify, "view_change_s": 0.0}, raw,
+                       {"smooth": 3, "min_segment_s": 0.5, "uncertain_as": BACKGROUND, "view_change_s": 0.5,
+                        "view_change_threshold": 0.3},
+                       {**raw, "view_change_threshold": v - 1e-9}, {**raw, "view_change_threshold": v + 1e-9}],
+        "dyadic": [classify, raw, {**raw, "view_change_threshold": 0.0}],
+        "one_hot_cut": [raw, {**raw, "view_change_threshold": math.log(2)}, {**raw, "view_change_threshold": 0.69},
+                        {**raw, "view_change_threshold": 0.0}],
+        "single": [classify],
+        "empty": [classify],
+    }
+    cases = []
+    for name, (t, p) in sequences.items():
+        ids = p.argmax(1) if len(p) else np.zeros(0, int)
+        conf = p.max(1) if len(p) else np.zeros(0)
+        preds = [Prediction(NED12[int(k)], int(k), p[i], float(conf[i]), bool(conf[i] < threshold), i, float(t[i]), 0.0)
+                 for i, k in enumerate(ids)]
+        for st in settings[name]:
+            kw = {k: st[k] for k in ("smooth", "min_segment_s", "uncertain_as", "view_change_s", "view_change_threshold")}
+            tl = build_timeline(preds, NED12, **kw)
+            case = {"name": name, "settings": st, "expected": tl.to_dict(), "workflow": tl.workflow,
+                    "per_view_order": list(tl.stats["per_view"])}
+            cases.append(case)
+    flags = [np.asarray(view_change(sequences["probe_scan"][0], probe, 1.0)) > x for x in (v - 1e-9, v + 1e-9)]
+    assert flags[0][pick] and not flags[1][pick] and (flags[0] != flags[1]).sum() == 1
+    exact = view_change(cut_t, cut_p, 1.0)
+    assert exact.max() == math.log(2) and (exact == 0).sum() > 4
+    assert (view_change(dyadic_t, dyadic_p, 1.0) == 0).sum() > 10
+    try:
+        build_timeline([Prediction("A", 0, np.ones(1), 1.0, False, 0, 0.0, 0.0)], view_change_s=1.0)
+    except ValueError as exc:
+        error = str(exc)
+
+    def seg(view, cid, a, b, n=3, c=0.8):
+        return Segment(view, cid, a, b, n, c)
+
+    a4c, plax, psax = NED12[1], NED12[4], NED12[8]
+    segment_cases = {
+        "ground_truth": [seg(a4c, 1, 0.0, 12.0, 90, 1.0), seg(BACKGROUND, 12, 12.0, 13.5, 11, 1.0),
+                         seg(a4c, 1, 13.5, 20.0, 48, 1.0), seg(plax, 4, 20.0, 31.0, 82, 1.0),
+                         seg(BACKGROUND, 12, 31.0, 32.0, 8, 1.0), seg(a4c, 1, 32.0, 40.0, 60, 1.0),
+                         seg(plax, 4, 40.0, 47.5, 56, 1.0), seg(psax, 8, 47.5, 50.0, 19, 1.0)],
+        "uncertain_pseudo_view": [seg("uncertain", -1, 0.0, 1.0), seg(psax, 8, 1.0, 4.0, 22, 0.9),
+                                  seg(plax, 4, 4.0, 6.5, 19, 0.7), seg("uncertain", -1, 6.5, 8.0, 11, 0.4),
+                                  seg(psax, 8, 8.0, 9.0, 8, 0.6), seg(plax, 4, 9.0, 11.0, 15, 0.75),
+                                  seg(psax, 8, 11.0, 12.0, 7, 0.65)],
+        "only_background": [seg(BACKGROUND, -1, 0.0, 2.5), seg(BACKGROUND, 3, 2.5, 3.0)],
+        "empty": [],
+    }
+    workflows = [{"name": name, "segments": [s.to_dict() for s in segs], "workflow": scan_workflow(segs),
+                  "per_view_order": list(scan_workflow(segs)["per_view"])} for name, segs in segment_cases.items()]
+    w.json("timeline/background_cases.json", {
+        "classes": 5, "uncertain_threshold": threshold,
+        # per sequence: the inputs and view_change(times, probabilities, half_s) for each half_s its cases use
+        "sequences": {name: {"times": [float(x) for x in t], "probabilities": [[float(x) for x in row] for row in p],
+                             "view_change": {str(h): [float(x) for x in view_change(t, p, h)]
+                                             for h in sorted({st["view_change_s"] for st in settings[name]} - {0.0})}}
+                      for name, (t, p) in sequences.items()},
+        "boundary": {"window": pick, "view_change": v}, "cases": cases, "view_change_error": error,
+        "workflow_cases": workflows}, compact=True)
 
 
 # ---- latency statistics --------------------------------------------------------------------
@@ -545,7 +694,7 @@ def latency_cases(w: Writer) -> None:
 # ---- entry point ---------------------------------------------------------------------------
 
 SECTIONS = [manifest_cases, gray_cases, resize_cases, preprocess_cases, sector_cases, softmax_cases, stream_cases,
-            stream_stride_cases, timeline_cases, latency_cases]
+            stream_stride_cases, timeline_cases, timeline_background_cases, latency_cases]
 
 
 def write_set(out: Path, sections, generated_by: str) -> Path:

@@ -34,6 +34,28 @@ class TimelineGoldenTest {
             assertSameJson(where, case["expected"], Json.parse(tl.toJson()))
             // per_view is ordered by time spent (the golden JSON sorts keys, so the order is stored apart).
             assertEquals("$where per_view order", case["per_view_order"], tl.stats.perView.keys.toList())
+            case["workflow"]?.let {
+                assertSameJson("$where workflow", it, Json.parse(Json.write(tl.workflow.toMap())))
+                assertEquals("$where workflow per_view order", case["per_view_order"], tl.workflow.perView.keys.toList())
+                val written = Json.parse(tl.toJson(withWorkflow = true)).asMap()
+                assertSameJson("$where write_json", it, written["workflow"])
+            }
+        }
+        assertEquals(16, cases.count { it["workflow"] != null })
+    }
+
+    @Test
+    fun arraysWithoutPredictionsMatchPython() {
+        val cases = golden["array_cases"].asList().map { it.asMap() }
+        assertEquals(6, cases.size)
+        for (case in cases) {
+            val st = case["settings"].asMap()
+            val where = "arrays ${case["name"]} ${Json.write(st)}"
+            val tl = buildTimeline(case["times"].asDoubles(), case["class_ids"].asList().map { it.asInt() }.toIntArray(),
+                case["confidences"].asDoubles(), if (st["names"] == true) NED12 else null, smooth = st["smooth"].asInt(),
+                minSegmentS = st["min_segment_s"].asDouble(), uncertainAs = st["uncertain_as"] as String?)
+            assertSameJson(where, case["expected"], Json.parse(tl.toJson()))
+            assertEquals("$where per_view order", case["per_view_order"], tl.stats.perView.keys.toList())
         }
     }
 
@@ -42,6 +64,10 @@ class TimelineGoldenTest {
         val p = { t: Double -> Prediction("A", 0, DoubleArray(0), 1.0, false, 0, t, 0.0) }
         val e = assertThrows(IllegalArgumentException::class.java) { buildTimeline(listOf(p(0.0), p(0.0))) }
         assertEquals(golden["non_increasing_error"], e.message)
+        val a = assertThrows(IllegalArgumentException::class.java) {
+            buildTimeline(doubleArrayOf(0.0, 0.0), intArrayOf(0, 1), doubleArrayOf(1.0, 1.0))
+        }
+        assertEquals(golden["non_increasing_error"], a.message)
     }
 
     @Test
@@ -52,27 +78,28 @@ class TimelineGoldenTest {
         assertTrue(tl.stats.transitions == tl.segments.size - 1)
     }
 
-    private fun assertSameJson(where: String, expected: Any?, actual: Any?) {
-        when {
-            expected is Double || actual is Double ->
-                assertEquals(where, expected.asDouble(), actual.asDouble(), 1e-9 * maxOf(1.0, Math.abs(expected.asDouble())))
-            expected is Map<*, *> -> {
-                val a = actual.asMap()
-                assertEquals("$where keys", expected.keys.map { it.toString() }.toSet(), a.keys)
-                for ((k, v) in expected) assertSameJson("$where.$k", v, a[k.toString()])
-            }
-            expected is List<*> -> {
-                val a = actual.asList()
-                assertEquals("$where length", expected.size, a.size)
-                expected.indices.forEach { assertSameJson("$where[$it]", expected[it], a[it]) }
-            }
-            else -> assertEquals(where, expected, actual)
-        }
-    }
-
     companion object {
         // NED-12 in class-id order (echoweave.edge.views.NED12); the golden predictions use it.
         val NED12 = listOf("APICAL_5C", "APICAL_4C_LVRV", "APICAL_2C_LV", "APICAL_3C_LV", "PLAX_LV", "PLAX_RV_IN",
             "PLAX_RV_OUT", "PSAX_AV", "PSAX_MV", "PSAX_PAPS", "PSAX_APEX", "APICAL_3C_RV")
+
+        /** [expected] (golden JSON) equals [actual] (the port's JSON): floats to 1e-9 relative, the rest exactly. */
+        fun assertSameJson(where: String, expected: Any?, actual: Any?) {
+            when {
+                expected is Double || actual is Double ->
+                    assertEquals(where, expected.asDouble(), actual.asDouble(), 1e-9 * maxOf(1.0, Math.abs(expected.asDouble())))
+                expected is Map<*, *> -> {
+                    val a = actual.asMap()
+                    assertEquals("$where keys", expected.keys.map { it.toString() }.toSet(), a.keys)
+                    for ((k, v) in expected) assertSameJson("$where.$k", v, a[k.toString()])
+                }
+                expected is List<*> -> {
+                    val a = actual.asList()
+                    assertEquals("$where length", expected.size, a.size)
+                    expected.indices.forEach { assertSameJson("$where[$it]", expected[it], a[it]) }
+                }
+                else -> assertEquals(where, expected, actual)
+            }
+        }
     }
 }
