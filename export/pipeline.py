@@ -50,7 +50,8 @@ from echoweave.export.progress import Progress
 #: The format table's default export set (`echoweave.edge.formats`; a live view).
 DEFAULT_FORMATS = LiveSequence(default_formats)
 DEFAULT_PRECISIONS = ("fp32", "int8")
-BACKBONE_TAGS = {"resnet50": "r50", "resnet18": "r18", "mobilenet_v3_large": "mnv3", "tiny": "tiny"}
+BACKBONE_TAGS = {"resnet50": "r50", "resnet18": "r18", "mobilenet_v3_large": "mnv3", "mobilenet_v3_small": "mnv3s",
+                 "tiny": "tiny"}
 TOOLCHAIN_PACKAGES = ("echoweave", "torch", "torchvision", "torchao", "executorch", "onnx", "onnxruntime",
                       "onnxscript", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "coremltools", "numpy")
 

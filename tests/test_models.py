@@ -82,7 +82,8 @@ def test_tfw_resnet50_at_224_runs():
 
 
 @pytest.mark.parametrize("backbone,dim", [("resnet50", 2048), ("resnet18", 512),
-                                          ("mobilenet_v3_large", 960), ("tiny", 128)])
+                                          ("mobilenet_v3_large", 960), ("tiny", 128),
+                                          ("mobilenet_v3_small", 576)])
 def test_backbones_take_one_channel_and_report_their_feature_dim(backbone, dim):
     with torch.device("meta"):
         model = build_model(name="image", backbone=backbone)
@@ -104,7 +105,7 @@ def test_unknown_model_or_backbone_lists_known_ones():
         build_model(name="vit")
     with pytest.raises(ValueError, match="known backbones: resnet50, resnet18, mobilenet_v3_large, tiny"):
         build_model(name="tfw", backbone="vgg16")
-    assert list_backbones() == ["resnet50", "resnet18", "mobilenet_v3_large", "tiny", "sononet"]
+    assert list_backbones() == ["resnet50", "resnet18", "mobilenet_v3_large", "tiny", "sononet", "mobilenet_v3_small"]
 
 
 def test_bad_shapes_and_configs_are_clear_errors():
