@@ -162,6 +162,40 @@ class OptimConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation from a trained teacher (`echoweave.train.engine.distill`).
+
+    The loss becomes ``alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) +
+    (1 - alpha) * CE(student, label)`` (Hinton et al., 2015), the teacher run in eval mode under
+    no_grad on the same batch. The teacher is never saved with the student; its checkpoint folder
+    and the sha256 of its weights go into the student's ``checkpoint.json`` (``distill``).
+
+    Attributes:
+        teacher: The teacher's run folder, ``checkpoints/`` or epoch folder. Inside a recipe, the
+            name of another stage or variant of the same run (``stage1``, ``tfw_contrast_fr2``):
+            it resolves to that run's folder (in a K-fold, of the same fold). An image-stage
+            student learns from an image model (the teacher's stage 1: a window model has no
+            single-frame output); a temporal student from a window model on the same window
+            (same ``frames`` and ``frame_stride``).
+        temperature: T, the softmax temperature of both distributions (> 0).
+        alpha: Weight of the distillation term in [0, 1] (1 = teacher only, 0 = labels only).
+    """
+
+    teacher: str = ""
+    temperature: float = 4.0
+    alpha: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not self.teacher:
+            raise ValueError("DistillConfig.teacher is required: a checkpoint folder, or inside a recipe the "
+                             "name of another stage or variant")
+        if isinstance(self.temperature, bool) or not self.temperature > 0:
+            raise ValueError(f"DistillConfig.temperature must be > 0, got {self.temperature!r}")
+        if isinstance(self.alpha, bool) or not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"DistillConfig.alpha must be in [0, 1], got {self.alpha!r}")
+
+
+@dataclass
 class TrainConfig:
     """One training run (stage 1 image model or stage 2 temporal model).
 
@@ -189,6 +223,7 @@ class TrainConfig:
             that holds checkpoints is refused.
         keep_checkpoints: Complete epoch checkpoints to keep.
         threads: CPU threads for torch (0 = leave torch's default).
+        distill: Knowledge distillation from a teacher checkpoint (`DistillConfig`), or None.
     """
 
     out: str = "runs/tfw"
@@ -208,6 +243,7 @@ class TrainConfig:
     overwrite: bool = False
     keep_checkpoints: int = 2
     threads: int = 0
+    distill: DistillConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-ready dict."""
@@ -233,7 +269,9 @@ class TrainConfig:
         spec = PreprocessSpec.from_dict(data_values.pop("preprocessing", {}))
         data_cfg = _strict(DataConfig, {**data_values, "preprocessing": spec})
         optim = _strict(OptimConfig, data.pop("optim", {}))
-        return cls(model=model, data=data_cfg, optim=optim, **data)
+        distill = data.pop("distill", None)
+        distill = _strict(DistillConfig, distill) if isinstance(distill, dict) else distill
+        return cls(model=model, data=data_cfg, optim=optim, distill=distill, **data)
 
 
 def _strict(cls, values: dict[str, Any]):

@@ -2,7 +2,11 @@
 
 Per fold: train the stage-1 image model on the other folds, evaluate it three ways (single
 frame, mean voting over 4 consecutive frames, mean voting over 4 spaced frames), then train
-every stage-2 variant of the recipe from that same stage-1 model and evaluate it. Only the
+every stage-2 variant of the recipe from that same stage-1 model and evaluate it (a variant
+with its own ``stage1`` block, e.g. another backbone, first trains and scores that stage 1 as
+``<variant>_stage1``, mean vote over consecutive windows). Variants are trained in the recipe's
+order, so a variant distilled from another (``distill: {teacher: <variant>}``) learns from that
+fold's teacher, which must be listed before it. Only the
 held-out fold is ever scored; no model is selected on it (every run keeps its last epoch), so
 the training runs' logged validation on that fold leaks nothing into the reported numbers.
 """
@@ -19,7 +23,7 @@ from echoweave.edge.errors import EchoweaveError
 from echoweave.train.data.splits import patient_kfold
 from echoweave.train.engine.data import load_store, store_key
 from echoweave.train.engine.evaluate import motion_pair_accuracy, predict_windows, video_predictions
-from echoweave.train.engine.recipe import load_recipe, resolve_config_path, stage_config
+from echoweave.train.engine.recipe import load_recipe, own_stage1, resolve_config_path, stage_config
 from echoweave.train.engine.run import run_training
 from echoweave.train.evaluation import (
     aggregate_by_video,
@@ -72,17 +76,23 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
         for sampler in votes:
             score(f"image, mean vote 4 {sampler}", r1.model, cfg1.data, store, test_idx, sampler, windows)
         test_patients = set(store.patients[test_idx].tolist())
+        trained = {"stage1"}  # stages of this fold done so far (a distillation teacher must be one)
         for name in variants:
-            cfg2 = stage_config(recipe, name, fold_dir)
-            # A variant may change the data (phantom settings, another dataset): it gets its own
-            # store, split by the same held-out patients.
-            store2 = stores.get(cfg2.data)
-            _check_same_classes(store, store2, name)
-            held = np.isin(store2.patients, list(test_patients))
-            train2, test2 = np.flatnonzero(~held), np.flatnonzero(held)
-            r2 = run_training(cfg2, store=store2, train_idx=train2, val_idx=test2, show_progress=show_progress)
-            score(name, r2.model, cfg2.data, store2, test2, cfg2.data.sampler, cfg2.data.eval_windows,
-                  cfg2.optim.evidence_prior if cfg2.optim.loss == "reedl" else None)
+            # A variant with its own stage 1 (another backbone) trains and scores it first.
+            for stage in [s for s in (own_stage1(recipe, name), name) if s]:
+                cfg2 = stage_config(recipe, stage, fold_dir)
+                _check_teacher_trained(cfg2, fold_dir, trained, stage)
+                # A variant may change the data (phantom settings, another dataset): it gets its own
+                # store, split by the same held-out patients.
+                store2 = stores.get(cfg2.data)
+                _check_same_classes(store, store2, stage)
+                held = np.isin(store2.patients, list(test_patients))
+                train2, test2 = np.flatnonzero(~held), np.flatnonzero(held)
+                r2 = run_training(cfg2, store=store2, train_idx=train2, val_idx=test2, show_progress=show_progress)
+                trained.add(stage)
+                sampler = "consecutive" if cfg2.stage == "image" else cfg2.data.sampler
+                score(stage, r2.model, cfg2.data, store2, test2, sampler, cfg2.data.eval_windows,
+                      cfg2.optim.evidence_prior if cfg2.optim.loss == "reedl" else None)
     if not per_method:
         raise EchoweaveError(f"no fold was run (only_folds={only_folds}, folds={folds})")
     results = _summarise(per_method, class_names, exp, out)
@@ -115,6 +125,17 @@ class _StoreCache:
         if key not in self.stores:
             self.stores[key] = load_store(data_cfg, self.show_progress)
         return self.stores[key]
+
+
+def _check_teacher_trained(cfg, fold_dir: Path, trained: set[str], stage: str) -> None:
+    """Refuse a variant distilled from a stage of this fold that is not trained yet (it would
+    read a stale teacher from an earlier experiment in the same folder, or none)."""
+    if cfg.distill is None:
+        return
+    teacher = Path(cfg.distill.teacher)
+    if teacher.parent == fold_dir and teacher.name not in trained:
+        raise EchoweaveError(f"variant {stage!r}: its distill.teacher {teacher.name!r} is not trained before it in "
+                             f"this fold (trained so far: {sorted(trained)}); list the teacher earlier in variants")
 
 
 def _check_same_classes(store, other, variant: str) -> None:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from echoweave.edge.errors import EchoweaveError
 from echoweave.train.config import OptimConfig
+from echoweave.train.engine.distill import distillation_loss
 from echoweave.train.engine.losses import evidential_uncertainty, training_loss
 from echoweave.train.engine.runtime import Runtime, all_reduce_sum
 
@@ -70,17 +71,21 @@ def warmup_cosine_factor(epoch: float, epochs: int, warmup_epochs: int, start: f
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, rt: Runtime, optim: OptimConfig, epoch: int,
-                    channels_last: bool = False, show_progress: bool = True, bank=None) -> dict[str, float]:
+                    channels_last: bool = False, show_progress: bool = True, bank=None,
+                    teacher=None) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss, accuracy and the last learning rate.
 
     With a segment ``bank`` (`SegmentBank`, batches carry each window's ``centre`` frame), each
     window's confidence ``1 - evidential uncertainty`` of its logits goes into the bank.
+    With a ``teacher`` (`echoweave.train.engine.distill.Teacher`) the loss is the distillation
+    loss on the teacher's logits for the same batch, and the mean soft KL is returned as
+    ``distill_kl``.
 
     Raises:
         EchoweaveError: the loss became NaN or infinite (nothing is saved then).
     """
     model.train()
-    loss_sum, correct, seen = 0.0, 0.0, 0.0
+    loss_sum, correct, seen, kl_sum = 0.0, 0.0, 0.0, 0.0
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not (show_progress and rt.is_main))
     for batch in bar:
         x = batch["x"].to(rt.device, non_blocking=True)
@@ -90,7 +95,12 @@ def train_one_epoch(model, loader, optimizer, scheduler, rt: Runtime, optim: Opt
         derived = [d.to(rt.device, non_blocking=True) for d in batch.get("derived", ())]
         with rt.autocast():
             logits = model(x, *derived)
-            loss = training_loss(logits, y, optim)  # optim.loss: cross_entropy or reedl
+            if teacher is None:
+                loss = training_loss(logits, y, optim)  # optim.loss: cross_entropy or reedl
+            else:  # the teacher runs in eval mode under no_grad on the same batch
+                loss, kl = distillation_loss(logits, teacher.logits(batch, x), y, teacher.temperature,
+                                             teacher.alpha, optim)
+                kl_sum += kl.item() * y.shape[0]
         if not torch.isfinite(loss):
             raise EchoweaveError(f"loss became {loss.item()} at epoch {epoch}; stopping before any "
                                  "checkpoint is overwritten (lower the learning rate or check the data)")
@@ -108,11 +118,11 @@ def train_one_epoch(model, loader, optimizer, scheduler, rt: Runtime, optim: Opt
         correct += (logits.argmax(1) == y).sum().item()
         seen += n
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], rt)
+    loss_sum, correct, seen, kl_sum = all_reduce_sum([loss_sum, correct, seen, kl_sum], rt)
     if seen == 0:
         raise EchoweaveError("the training split is empty: no batch was drawn")
     return {"loss": loss_sum / seen, "accuracy": correct / seen, "lr": scheduler.get_last_lr()[0],
-            "samples": int(seen)}
+            "samples": int(seen), **({"distill_kl": kl_sum / seen} if teacher is not None else {})}
 
 
 @torch.no_grad()

@@ -4,6 +4,15 @@ A recipe YAML (``train/configs/demo_cpu.yaml``, ``table2_cpu.yaml``) has a ``bas
 shared by both stages and ``stage1`` / ``stage2`` sections merged on top of it (nested dicts
 merge key by key), each becoming a `TrainConfig`. Experiments add ``variants``: several stage-2
 models trained from the same stage-1 model.
+
+A variant with another backbone cannot start from the shared stage 1 (its features are another
+network's): it carries its own ``stage1`` block, merged on top of the recipe's ``stage1``, which
+is trained into ``<out>/<variant>_stage1`` and initialises the variant (`own_stage1`).
+
+Knowledge distillation (``distill: {teacher: ...}``, `echoweave.train.engine.distill`): a
+``teacher`` that names a stage of the recipe (``stage1``, ``stage2``, a variant, or a variant's
+``<variant>_stage1``) resolves to that stage's run folder under the same ``out`` (in a K-fold,
+the same fold); anything else is a checkpoint path.
 """
 from __future__ import annotations
 
@@ -54,29 +63,63 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def stage_config(recipe: dict[str, Any], stage: str, out: str | Path, **overrides: Any) -> TrainConfig:
-    """The `TrainConfig` of ``stage`` (``stage1``, ``stage2`` or a variant name) under ``out``.
+OWN_STAGE1 = "_stage1"  # suffix of a variant's own stage 1: <out>/<variant>_stage1
 
-    Variants are merged on top of ``stage2``. Stage 2 and variants are initialised from
-    ``out/stage1``.
+
+def own_stage1(recipe: dict[str, Any], variant: str) -> str | None:
+    """The stage name of ``variant``'s own stage 1 (``<variant>_stage1``), or None when it has none."""
+    block = recipe.get("variants", {}).get(variant)
+    return f"{variant}{OWN_STAGE1}" if isinstance(block, dict) and "stage1" in block else None
+
+
+def stage_names(recipe: dict[str, Any]) -> list[str]:
+    """Every stage a recipe can train, in training order: stage1, stage2, then each variant
+    (preceded by its own stage 1 if it has one)."""
+    names = ["stage1", "stage2"]
+    for variant in recipe.get("variants", {}):
+        names += [n for n in (own_stage1(recipe, variant), variant) if n]
+    return names
+
+
+def stage_config(recipe: dict[str, Any], stage: str, out: str | Path, **overrides: Any) -> TrainConfig:
+    """The `TrainConfig` of ``stage`` (``stage1``, ``stage2``, a variant name, or a variant's
+    own ``<variant>_stage1``) under ``out``.
+
+    Variants are merged on top of ``stage2``; a variant's own stage 1 on top of ``stage1``. Stage
+    2 and variants are initialised from ``out/stage1``, or from ``out/<variant>_stage1`` when the
+    variant has its own. A ``distill.teacher`` naming a stage resolves to ``out/<that stage>``.
     """
     base = recipe.get("base", {})
-    if stage == "stage1":
+    variants = recipe.get("variants", {})
+    owner = stage[: -len(OWN_STAGE1)] if stage.endswith(OWN_STAGE1) else None
+    if stage == "stage1" or (owner is not None and own_stage1(recipe, owner) == stage):
         merged = deep_merge(base, recipe["stage1"])
+        if owner is not None:
+            merged = deep_merge(merged, variants[owner]["stage1"])
         merged.setdefault("stage", "image")
     else:
         merged = deep_merge(base, recipe.get("stage2", {}))
         if stage != "stage2":
-            variants = recipe.get("variants", {})
             if stage not in variants:
                 raise EchoweaveError(f"unknown recipe stage or variant {stage!r}; known: "
                                      f"stage1, stage2, {', '.join(variants)}")
-            merged = deep_merge(merged, variants[stage])
+            merged = deep_merge(merged, {k: v for k, v in variants[stage].items() if k != "stage1"})
         merged.setdefault("stage", "temporal")
-        merged.setdefault("init_from", str(Path(out) / "stage1"))
+        merged.setdefault("init_from", str(Path(out) / (own_stage1(recipe, stage) or "stage1")))
     merged = deep_merge(merged, overrides)
     merged["out"] = str(Path(out) / stage)
+    distill = merged.get("distill")
+    if isinstance(distill, dict) and "teacher" in distill:
+        if distill["teacher"] == stage:
+            raise EchoweaveError(f"recipe stage {stage!r}: distill.teacher names the stage itself")
+        distill["teacher"] = resolve_teacher(str(distill["teacher"]), out, stage_names(recipe))
     return TrainConfig.from_dict(merged)
+
+
+def resolve_teacher(teacher: str, out: str | Path, names) -> str:
+    """A recipe's ``distill.teacher``: ``out/<name>`` when it names one of the recipe's stages
+    (``names``), else the checkpoint path as given."""
+    return str(Path(out) / teacher) if teacher in set(names) else teacher
 
 
 def run_recipe(path: str | Path, out: str | Path, show_progress: bool = True, **overrides: Any) -> dict:

@@ -32,6 +32,7 @@ from echoweave.train.engine.data import (
     store_key,
 )
 from echoweave.train.engine.derived_cache import DerivedCache
+from echoweave.train.engine.distill import Teacher, TeacherFeatureWindows
 from echoweave.train.engine.features import FeatureWindows, embed_clips
 from echoweave.train.engine.loop import make_optimizer, make_scheduler, predict, train_one_epoch
 from echoweave.train.engine.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
@@ -103,8 +104,9 @@ def _loader(ds, batch_size: int, train: bool, rt: Runtime, cfg: TrainConfig, epo
                       generator=gen, drop_last=False, persistent_workers=False)
 
 
-def _datasets(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, rt: Runtime):
-    """(train dataset, validation dataset) for the stage, with cached features if asked."""
+def _datasets(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, rt: Runtime, teacher=None):
+    """(train dataset, validation dataset) for the stage, with cached features if asked (and, for a
+    distilled run on cached features, the teacher's cached features of the same windows)."""
     train_tf, eval_tf = make_transforms(cfg.data)
     frames = cfg.model.frames
     # A spaced sampler with a frame stride is refused by WindowSamples rather than silently
@@ -120,8 +122,11 @@ def _datasets(cfg: TrainConfig, store: ClipStore, train_idx, val_idx, model, rt:
             raise EchoweaveError("cache_features needs freeze_backbone (features of a training "
                                  "backbone change every step)")
         feats = embed_clips(model, store, eval_tf, rt.device)
-        return (FeatureWindows(store, feats, train_idx, frames, cfg.data.sampler, train=True,
-                               repeats=cfg.data.train_windows, seed=cfg.seed, stride=stride, bank=bank),
+        train_cls, extra = FeatureWindows, {}
+        if teacher is not None and teacher.mode == "features":
+            train_cls, extra = TeacherFeatureWindows, {"teacher_features": teacher.features(store)}
+        return (train_cls(store, feats, train_idx, frames, cfg.data.sampler, train=True,
+                          repeats=cfg.data.train_windows, seed=cfg.seed, stride=stride, bank=bank, **extra),
                 FeatureWindows(store, feats, val_idx, frames, cfg.data.sampler, train=False,
                                windows=cfg.data.eval_windows, stride=stride))
     train_cache, val_cache = _derived_caches(cfg, store, train_idx, val_idx, model, eval_tf, rt)
@@ -240,7 +245,9 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
     model = build_run_model(cfg, store.class_names).to(rt.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_ds, val_ds = _datasets(cfg, store, train_idx, val_idx, model, rt)
+    # Knowledge distillation: a frozen teacher beside the student, never inside it (engine/distill.py).
+    teacher = Teacher(cfg, store.class_names, rt.device, model) if cfg.distill is not None else None
+    train_ds, val_ds = _datasets(cfg, store, train_idx, val_idx, model, rt, teacher)
     net = ImageStage(model) if cfg.stage == "image" else HeadStage(model) if cfg.cache_features else model
     if cfg.compile:
         net = torch.compile(net)
@@ -256,6 +263,8 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
         state, meta, folder = ckpt.load_checkpoint(folder)
         _check_classes(store.class_names, meta["class_names"], str(folder))
         model.load_state_dict(state)
+        if teacher is not None:
+            teacher.check_resume(meta, folder)
         ts = ckpt.load_train_state(folder)
         if ts is None:
             raise EchoweaveError(f"{folder}: no train_state.pt beside the weights; cannot resume")
@@ -289,7 +298,7 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
             train_ds.set_epoch(epoch)
         loader = _loader(train_ds, cfg.optim.batch_size, True, rt, cfg, epoch)
         train_m = train_one_epoch(net, loader, optimizer, scheduler, rt, cfg.optim, epoch + 1,
-                                  cfg.channels_last, show_progress, bank=bank)
+                                  cfg.channels_last, show_progress, bank=bank, teacher=teacher)
         metrics = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_m.items()}}
         if rt.is_main:
             eval_net = net.module if rt.distributed else net
@@ -307,7 +316,9 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
                     "train": cfg.to_dict(), "metrics": metrics,
                     "split": {"val_patients": sorted(set(store.patients[val_idx].tolist())),
                               "val_clips": len(val_idx), "train_clips": len(train_idx)},
-                    "skipped": store.skipped}
+                    "skipped": store.skipped,
+                    # The teacher is not saved with the student: its folder and weights' sha256 are.
+                    **({"distill": teacher.record} if teacher is not None else {})}
             if replacing is not None:  # --overwrite: old checkpoints go just before the first new save
                 shutil.rmtree(out / "checkpoints", ignore_errors=True)
                 replacing = None
