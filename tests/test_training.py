@@ -39,9 +39,10 @@ def test_shipped_configs_parse():
             names = ["stage1", "stage2", *recipe.get("variants", {})]
             cfgs = [stage_config(recipe, n, "/tmp/x") for n in names]
             assert cfgs[0].stage == "image" and all(c.stage == "temporal" for c in cfgs[1:])
-            # Stage 2 starts from stage 1, except models trained from scratch (said explicitly: null).
-            assert all(c.init_from == "/tmp/x/stage1" or (c.init_from is None and not c.freeze_backbone)
-                       for c in cfgs[1:])
+            # Stage 2 starts from stage 1 (a variant with its own stage 1, e.g. another backbone, from
+            # that), except models trained from scratch (said explicitly: null).
+            assert all(c.init_from in ("/tmp/x/stage1", f"/tmp/x/{n}_stage1")
+                       or (c.init_from is None and not c.freeze_backbone) for n, c in zip(names[1:], cfgs[1:]))
         else:
             cfg = TrainConfig.from_dict(data)
             # NED's recipes: beta1/momentum 0.75; Howard's (Keras Adam), EV9V's (AdamW) and the fetal
