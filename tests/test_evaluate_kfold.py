@@ -105,6 +105,14 @@ def test_kfold_reports_every_method_on_held_out_folds(tmp_path):
         assert 0.0 <= cross[name]["top3_mean"] <= 1.0 and cross[name]["top3_std"] >= 0.0
     assert (tmp_path / "exp" / "results.json").is_file()
     assert (tmp_path / "exp" / "confusion_tfw_consecutive.png").is_file()
+    # An interrupted experiment continues: complete runs are loaded and scored again, not retrained.
+    weights = {f: f.stat().st_mtime_ns for f in (tmp_path / "exp").glob("fold*/*/checkpoints/*/model.safetensors")}
+    again = run_kfold(str(recipe), out=str(tmp_path / "exp"), folds=2, show_progress=False, resume=True)
+    assert {f: f.stat().st_mtime_ns for f in weights} == weights and len(weights) >= 2 * 5  # 5 runs a fold
+    for name, m in methods.items():
+        assert again["methods"][name]["pooled"]["video"] == m["pooled"]["video"], name
+    with pytest.raises(EchoweaveError, match="already holds a run"):
+        run_kfold(str(recipe), out=str(tmp_path / "exp"), folds=2, show_progress=False)
 
 
 def test_kfold_with_too_few_patients_is_an_error(tmp_path):

@@ -182,7 +182,7 @@ def evaluate(checkpoint: str, data: EvalDataConfig = EvalDataConfig(), out: str 
 
 
 def kfold(recipe: str = "table2_cpu", out: str = "runs/kfold", folds: int = 5, only_folds: list[int] | None = None,
-          docs: str | None = None):
+          docs: str | None = None, resume: bool = False):
     """Patient-wise K-fold experiment of a recipe: one stage-1 model per fold shared by every
     stage-2 variant; per-fold and pooled results on held-out folds only.
 
@@ -193,7 +193,9 @@ def kfold(recipe: str = "table2_cpu", out: str = "runs/kfold", folds: int = 5, o
         folds: K.
         only_folds: Run only these fold indices (others are skipped; for quick checks).
         docs: Also write the Markdown results table to this path (e.g. docs/table2_phantom.md).
+        resume: Continue an interrupted experiment in OUT: complete runs are loaded and scored,
+            not retrained; an incomplete one continues from its last checkpoint.
     """
     from echoweave.train.engine.kfold import run_kfold
 
-    run_kfold(recipe, out=out, folds=folds, only_folds=only_folds, docs=docs)
+    run_kfold(recipe, out=out, folds=folds, only_folds=only_folds, docs=docs, resume=resume)

@@ -38,8 +38,13 @@ from echoweave.train.evaluation.selective import annotate_windows, selective_mar
 
 
 def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] | None = None,
-              docs: str | None = None, show_progress: bool = True) -> dict:
-    """Run the experiment; writes ``out/results.json``, ``out/results.md`` and confusion PNGs."""
+              docs: str | None = None, show_progress: bool = True, resume: bool = False) -> dict:
+    """Run the experiment; writes ``out/results.json``, ``out/results.md`` and confusion PNGs.
+
+    With ``resume``, every run continues from its last checkpoint in ``out``: a complete run is
+    loaded and scored again, not retrained, so an interrupted experiment (hours on a CPU) loses
+    at most one epoch.
+    """
     t0 = time.time()
     recipe = load_recipe(recipe_path)
     out = Path(out)
@@ -65,12 +70,13 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
             cross.setdefault(name, []).append(predict_windows(
                 model, other, np.arange(len(other)), data_cfg.preprocessing, sampler, n_windows, _rt_of(model)))
 
+    again = {"resume": True} if resume else {}
     for k, (train_idx, test_idx) in enumerate(splits):
         if only_folds is not None and k not in only_folds:
             continue
         fold_dir = out / f"fold{k}"
         print(f"== fold {k + 1}/{folds}: {len(train_idx)} training clips, {len(test_idx)} held-out clips")
-        r1 = run_training(stage_config(recipe, "stage1", fold_dir), store=store, train_idx=train_idx,
+        r1 = run_training(stage_config(recipe, "stage1", fold_dir, **again), store=store, train_idx=train_idx,
                           val_idx=test_idx, show_progress=show_progress)
         score("image (single frame)", r1.model, cfg1.data, store, test_idx, "frame", windows)
         for sampler in votes:
@@ -80,7 +86,7 @@ def run_kfold(recipe_path: str, out: str, folds: int = 5, only_folds: list[int] 
         for name in variants:
             # A variant with its own stage 1 (another backbone) trains and scores it first.
             for stage in [s for s in (own_stage1(recipe, name), name) if s]:
-                cfg2 = stage_config(recipe, stage, fold_dir)
+                cfg2 = stage_config(recipe, stage, fold_dir, **again)
                 _check_teacher_trained(cfg2, fold_dir, trained, stage)
                 # A variant may change the data (phantom settings, another dataset): it gets its own
                 # store, split by the same held-out patients.
