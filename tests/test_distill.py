@@ -134,7 +134,7 @@ def test_image_stage_and_cached_feature_stage_distil_another_backbone(teachers, 
     rec = meta["distill"]
     assert rec["mode"] == "features" and rec["alpha"] == 0.5 and rec["model"] == "tfw"
     teacher_folder = ckpt.find_checkpoint(teachers / "tfw")
-    assert rec["checkpoint"] == str(teacher_folder)
+    assert rec["checkpoint"] == str(teacher_folder.resolve())
     assert rec["weights_sha256"] == sha256_file(teacher_folder / ckpt.WEIGHTS)
     assert meta["train"]["distill"]["teacher"] == str(teachers / "tfw")
     # The student's checkpoint holds the student only.
@@ -219,11 +219,11 @@ def test_kfold_trains_a_student_variant_from_a_teacher_variant_of_the_same_fold(
     assert {"tfw_teacher", "tfw_student_stage1", "tfw_student"} <= set(res["methods"])
     fold = tmp_path / "exp" / "fold0"
     meta = json.loads((ckpt.find_checkpoint(fold / "tfw_student") / ckpt.META).read_text())
-    assert meta["distill"]["checkpoint"] == str(ckpt.find_checkpoint(fold / "tfw_teacher"))
+    assert meta["distill"]["checkpoint"] == str(ckpt.find_checkpoint(fold / "tfw_teacher").resolve())
     assert meta["model"]["backbone"] == "mobilenet_v3_small" and meta["train"]["init_from"] == str(
         fold / "tfw_student_stage1")
     meta1 = json.loads((ckpt.find_checkpoint(fold / "tfw_student_stage1") / ckpt.META).read_text())
-    assert meta1["distill"]["checkpoint"] == str(ckpt.find_checkpoint(fold / "stage1"))
+    assert meta1["distill"]["checkpoint"] == str(ckpt.find_checkpoint(fold / "stage1").resolve())
     # A student listed before its teacher is refused before anything stale could be read.
     variants = recipe["variants"]
     recipe["variants"] = {"tfw_student": variants["tfw_student"], "tfw_teacher": variants["tfw_teacher"]}

@@ -138,7 +138,7 @@ class Teacher:
                                  f"sector_mask={spec.sector_mask}, the student's data has grayscale={mine.grayscale}, "
                                  f"sector_mask={mine.sector_mask}; the clips are prepared once, the student's way")
         self.spec, self.teacher_data = spec, dataclasses.replace(cfg.data, preprocessing=spec)
-        self.record = {"teacher": dcfg.teacher, "checkpoint": str(folder), "epoch": int(meta.get("epoch", 0)),
+        self.record = {"teacher": dcfg.teacher, "checkpoint": str(Path(folder).resolve()), "epoch": int(meta.get("epoch", 0)),
                        "weights_sha256": sha256_file(Path(folder) / ckpt.WEIGHTS),
                        "model": meta["model"].get("name"), "backbone": meta["model"].get("backbone"),
                        "preprocessing": spec.to_dict(), "mode": self.mode,
