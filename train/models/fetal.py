@@ -70,10 +70,6 @@ CNN3D_LAYERS = 2
 _NO_EXECUTORCH_3D = ("3-D convolution: XNNPACK has no 3-D kernels and ExecuTorch's portable conv rejects "
                      "conv3d (execute: 0x12 InvalidArgument); use the ONNX Runtime or LiteRT artifact")
 
-_NO_EXECUTORCH_INT8_1D = ("XNNPACK refuses a quantized squeeze node of forward at load (XNNCompiler: 'Failed to "
-                          "create squeeze node ... xnn_status_invalid_parameter'); use the ExecuTorch fp32, ONNX "
-                          "Runtime or LiteRT int8 artifact")
-
 
 def sononet_config(cfg: ModelConfig) -> ModelConfig:
     """The config with the SonoNet base (every model of the family is built on it)."""
@@ -173,7 +169,7 @@ class SonoNetFrames(EchoModel):
         x = self.feature_maps(frame)  # (B, D, h, w)
         if self.maps:
             return x.flatten(1)  # (B, D*h*w)
-        return self.backbone.pool(x).flatten(1)  # (B, D): SonoNet's AdaptiveAvgPool2d(1)
+        return self.backbone.pool(x)  # (B, D): SonoNet's global average pool (`GlobalAvgPool`)
 
     def unflatten_maps(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, T, D*h*w)`` window features -> ``(B, T, D, h, w)`` (configured sizes, no shape reads)."""
@@ -183,14 +179,10 @@ class SonoNetFrames(EchoModel):
 class SonoNetClassifier(SonoNetFrames, ImageClassifier):
     """SonoNet image classifier (stage 1 of the family); window = mean voting (`ImageClassifier`)."""
 
-    def export_limits(self) -> dict[tuple[str, str], str]:
-        # Measured with executorch 1.5.1 (tiny SonoNet-8, 32 px): the int8 program lowers and
-        # serializes, but its forward fails to load: "XNNCompiler: Failed to create squeeze node 53
-        # with code: xnn_status_invalid_parameter" (the same refusal as stfm's int8; embed_frame and
-        # classify_window were not the method that failed). feat1d_lstm, which shares the 1-D feature
-        # (spatial mean of the 2-D one), fails the same way (node 62 with a mean, 63 with the
-        # AdaptiveAvgPool2d now used); the 2-D-feature models and rcn_lstm load. Not yet worked around.
-        return {("executorch", "int8"): _NO_EXECUTORCH_INT8_1D}
+    # ExecuTorch int8 exports: SonoNet's pool is `GlobalAvgPool` (sononet.py), whose int8 graph
+    # XNNPACK loads; with AdaptiveAvgPool2d(1) the forward failed to load ("XNNCompiler: Failed to
+    # create squeeze node 53 ... xnn_status_invalid_parameter", executorch 1.5.1), as did
+    # feat1d_lstm's, which shares the 1-D feature.
 
 
 class FeatureTemporalModel(SonoNetFrames):
@@ -204,8 +196,6 @@ class FeatureTemporalModel(SonoNetFrames):
         self.head = DenseHead(self.unit.out_dim, cfg.num_classes, cfg.dropout)
 
     def export_limits(self) -> dict[tuple[str, str], str]:
-        if self.unit_kind == "lstm":  # the 1-D SonoNet feature, as sononet's (measured, see there)
-            return {("executorch", "int8"): _NO_EXECUTORCH_INT8_1D}
         return {("executorch", "*"): _NO_EXECUTORCH_3D} if self.unit_kind == "cnn3d" else {}
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

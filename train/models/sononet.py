@@ -9,6 +9,10 @@ variant::
 
     x (B, C, H, W) -> blocks -> maps (B, 8w, H/16, W/16) -> global average pool -> (B, 8w)
 
+The global average pool is `GlobalAvgPool` (``avg_pool2d`` over the whole map + flatten), not
+``AdaptiveAvgPool2d(1)``: the same values, but the adaptive pool leaves a reshape in the
+ExecuTorch int8 graph that XNNPACK refuses at load (see `GlobalAvgPool`).
+
 This module is only the network (registered as the backbone ``sononet`` in `backbones.py`, so
 every per-frame model can use it). SonoNet's adaptation layers (a 1x1 convolution + ReLU, then the
 1x1 convolution to the classes) and the models of the family are in `fetal.py`.
@@ -30,6 +34,34 @@ POOLS = len(BLOCK_LAYERS) - 1
 def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     """3x3 convolution ("same" padding, no bias: BN follows), batch norm, ReLU."""
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class GlobalAvgPool(nn.Module):
+    """``(N, C, *spatial)`` -> ``(N, C)``: the mean over every dim after the channels.
+
+    The same values as ``AdaptiveAvgPool2d(1)`` + ``flatten(1)`` (a 2-D average pool whose kernel
+    is the whole map), and no parameters or buffers: state dicts and checkpoints are unchanged.
+
+    Why not ``AdaptiveAvgPool2d(1)``: in the kit's ExecuTorch int8 (the per-frame backbone
+    quantized whole, `export/executorch_format.py`), XNNPACK's quantizer gives an adaptive pool
+    (and a ``mean``) the quantization parameters of its *input*, the un-pooled maps, and passes
+    them through the ``flatten``; the window's ``(B*T, D) -> (B, T, D)`` unflatten before the next
+    linear then carries that linear's own input parameters (observed on the pooled values, a
+    smaller range). A quantized reshape whose input and output parameters differ is refused when
+    the program loads ("XNNCompiler: Failed to create squeeze node ... xnn_status_invalid_parameter",
+    as stfm's int8 was: its `GlobalMean`). ``avg_pool2d`` is not annotated, so the pool and the
+    reshapes after it run fp32 in the same XNNPACK delegate and the linear quantizes its input once.
+    stfm's plain ``mean`` works there because nothing before it is quantized; here the ReLU of
+    the adaptation layer is, and the mean would inherit its parameters.
+
+    Any rank: an inflated copy's ``(N, C, T, H, W)`` is averaged over (T, H, W) (`inflate_2d_to_3d`
+    keeps this module as it is: its name does not end in ``2d``).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            return nn.functional.avg_pool2d(x, tuple(x.shape[2:])).flatten(1)  # (N, C)
+        return x.mean(dim=tuple(range(2, x.dim())))  # (N, C)
 
 
 def sononet_map_size(input_size: int) -> int:
@@ -55,7 +87,7 @@ class SonoNet(nn.Module):
                 cin = mult * width
             blocks.append(nn.Sequential(*block))
         self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GlobalAvgPool()  # AdaptiveAvgPool2d(1) + flatten(1), int8-safe
         self.feature_dim = cin
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -67,7 +99,7 @@ class SonoNet(nn.Module):
         return self.blocks(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.blocks(x)).flatten(1)  # (B, 8w)
+        return self.pool(self.blocks(x))  # (B, 8w)
 
 
-__all__ = ["SonoNet", "conv_bn_relu", "sononet_map_size", "BLOCK_LAYERS", "BLOCK_WIDTHS"]
+__all__ = ["SonoNet", "GlobalAvgPool", "conv_bn_relu", "sononet_map_size", "BLOCK_LAYERS", "BLOCK_WIDTHS"]
