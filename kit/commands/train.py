@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from echoweave.edge.errors import EchoweaveError
-from echoweave.train.config import DataConfig, OptimConfig, TrainConfig
+from echoweave.train.config import DataConfig, DistillConfig, OptimConfig, TrainConfig
 from echoweave.train.models.config import ModelConfig
 
 _DEFAULT = TrainConfig()
@@ -36,6 +36,7 @@ def train(
     overwrite: bool = False,
     keep_checkpoints: int = 2,
     threads: int = 0,
+    distill: DistillConfig | None = None,
     recipe: str | None = None,
 ):
     """Train one stage, or both stages of a multi-stage recipe with --recipe.
@@ -64,6 +65,8 @@ def train(
         overwrite: Replace a run already in `out` (without this or --resume such a folder is refused).
         keep_checkpoints: Complete epoch checkpoints to keep.
         threads: CPU threads for torch (0 = torch's default).
+        distill: Knowledge distillation from a trained teacher checkpoint (`--distill.teacher RUN`,
+            `--distill.temperature`, `--distill.alpha`): loss alpha*T^2*KL + (1-alpha)*CE.
         recipe: A multi-stage recipe (shipped name such as `demo_cpu`, or a YAML path): train its
             stage 1, then stage 2 initialised from it, into OUT/stage1 and OUT/stage2 (OUT defaults
             to runs/<recipe name>). Every other option given here that differs from its default
