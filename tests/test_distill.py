@@ -231,3 +231,15 @@ def test_kfold_trains_a_student_variant_from_a_teacher_variant_of_the_same_fold(
     with pytest.raises(EchoweaveError, match="not trained before it"):
         run_kfold(str(tmp_path / "r2.yaml"), out=str(tmp_path / "exp2"), folds=2, only_folds=[0],
                   show_progress=False)
+
+
+def test_the_train_command_takes_distill_options_and_a_run_config_with_distill(tmp_path):
+    from echoweave.cli import build_parser
+
+    cfg = build_parser().parse_args(["train", "--distill.teacher", "runs/t/stage2", "--distill.alpha", "0.5"])
+    assert (cfg.train.distill.teacher, cfg.train.distill.alpha, cfg.train.distill.temperature) == (
+        "runs/t/stage2", 0.5, 4.0)
+    # A run folder's config.json (TrainConfig.to_dict, distill included) is accepted by --config.
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(TrainConfig.from_dict({"distill": {"teacher": "runs/t"}}).to_dict()))
+    assert build_parser().parse_args(["train", "--config", str(path)]).train.distill.teacher == "runs/t"
