@@ -265,6 +265,15 @@ def test_compare_command_writes_markdown_json_and_plot(tmp_path, capsys):
     assert "| m onnx_cpu_fp32 (best) | 1.000" in text and "| other onnx_cpu_fp32 |" in text
     assert "![predicted against true durations](workflow.png)" in text
     assert md.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    # Rows named by the user (two trainings of one architecture share model id and artifact).
+    main(["workflow", "compare", f"{good},{good}", "--report", str(md), "--names", "demo 12 patients, 40 patients"])
+    assert [m["model"] for m in json.loads(md.with_suffix(".json").read_text())["models"]] == \
+        ["demo 12 patients", "40 patients"]
+    assert "| demo 12 patients (best) |" in md.read_text()
+    for bad in ("one", "a,a", "a,"):
+        with pytest.raises(SystemExit):
+            main(["workflow", "compare", f"{good},{good}", "--report", str(md), "--names", bad])
+        assert "--names needs 2 distinct non-empty names" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- background in predicted timelines

@@ -14,7 +14,7 @@ from echoweave.edge.errors import EchoweaveError
 
 
 def compare(predictions: str, truth: str | None = None, report: str = "workflow_report.md",
-            tolerance_s: float = 1.0, min_iou: float = 0.5) -> None:
+            tolerance_s: float = 1.0, min_iou: float = 0.5, names: str | None = None) -> None:
     """Compare the workflows `echoweave classify --json` predicted for full-length scans with their truth.
 
     Per model (one prediction file each): per-label duration correlation across scans (Pearson
@@ -33,6 +33,8 @@ def compare(predictions: str, truth: str | None = None, report: str = "workflow_
             (.png) are written beside it with the same stem.
         tolerance_s: Boundary tolerance in seconds for a segment match.
         min_iou: Intersection over union that also makes a segment match.
+        names: Comma-separated row names, one per prediction file (default: each file's model id
+            and artifact; two trainings of one architecture share those).
     """
     from echoweave.commands.classify import check_output_file
 
@@ -42,6 +44,10 @@ def compare(predictions: str, truth: str | None = None, report: str = "workflow_
     if tolerance_s < 0 or not 0 < min_iou <= 1:
         raise EchoweaveError(f"workflow compare: --tolerance_s must be >= 0 and --min_iou in (0, 1], got "
                              f"{tolerance_s} and {min_iou}")
+    labels = None if names is None else [n.strip() for n in names.split(",")]
+    if labels is not None and (len(labels) != len(files) or not all(labels) or len(set(labels)) != len(labels)):
+        raise EchoweaveError(f"workflow compare: --names needs {len(files)} distinct non-empty names, one per "
+                             f"prediction file; got {names!r}")
     md = check_output_file(report, "--report", (".md",), Path(files[0]))
     if truth is not None and not Path(truth).is_dir():
         raise EchoweaveError(f"--truth {truth}: not a folder")
@@ -56,9 +62,12 @@ def compare(predictions: str, truth: str | None = None, report: str = "workflow_
     )
 
     reports = [compare_workflows(pair_with_truth(read_predictions(f), truth), tolerance_s, min_iou) for f in files]
-    names = [r["model"] for r in reports]
+    if labels is not None:
+        for r, label in zip(reports, labels):
+            r["model"] = label
+    models = [r["model"] for r in reports]
     for r, f in zip(reports, files):
-        if names.count(r["model"]) > 1:  # the same model twice (two runtimes?): tell them apart by file
+        if models.count(r["model"]) > 1:  # the same model twice (two runtimes?): tell them apart by file
             r["model"] = f"{r['model']} ({Path(f).name})"
     png = plot_durations(reports, md.with_suffix(".png"))
     best = best_model(reports)
