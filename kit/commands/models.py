@@ -18,7 +18,7 @@ def models(backbone: str = "resnet50", num_classes: int = 12, frames: int = 4,
     memory and well under a second each.
 
     Args:
-        backbone: Per-frame CNN (resnet50, resnet18, mobilenet_v3_large, tiny, sononet).
+        backbone: Per-frame CNN (resnet50, resnet18, mobilenet_v3_large, mobilenet_v3_small, tiny, sononet).
         num_classes: Number of view classes K (12 for NED-12, 16 for NED-16).
         frames: Frames per window T.
         json: Print a JSON list instead of a table.

@@ -23,7 +23,7 @@ class ModelConfig:
 
     Attributes:
         name: Registered model name (`image`, `gru`, `tfw`, `attention`; see `list_models()`).
-        backbone: Per-frame CNN (`resnet50`, `resnet18`, `mobilenet_v3_large`, `tiny`, `sononet`).
+        backbone: Per-frame CNN (`resnet50`, `resnet18`, `mobilenet_v3_large`, `mobilenet_v3_small`, `tiny`, `sononet`).
         num_classes: Number of view classes K (12 for NED-12).
         frames: Frames per window T (4 in the paper; TFW weaves T chunks of D/T).
         input_size: Square frame side in pixels fed to the network (224 in the paper).
