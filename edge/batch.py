@@ -120,7 +120,7 @@ def find_clips(path: str | Path) -> list[Path]:
 def classify_file(classifier: Classifier, path: str | Path, *, hop: int = 1, timeline_min_s: float = 10.0,
                   smooth: int = 5, min_segment_s: float = 1.0, fps: float | None = None,
                   uncertain_as: str | None = None, view_change_s: float = 0.0,
-                  view_change_threshold: float = 0.15) -> FileResult:
+                  view_change_threshold: float = 0.15, sector_chunk_s: float = 1.0) -> FileResult:
     """Read and classify one clip; never raises for a bad clip (the error goes into the result).
 
     Args:
@@ -132,12 +132,15 @@ def classify_file(classifier: Classifier, path: str | Path, *, hop: int = 1, tim
             smoothing, the label of uncertain windows (None keeps their argmax view) and the
             view-change rule that also marks windows uncertain (see `build_timeline`).
         fps: frame rate for frame folders (which carry none).
+        sector_chunk_s: a recording long enough for a timeline finds its fan on runs of this many
+            seconds (0 = once over the whole recording; see `Classifier.preprocess_with_sector`).
     """
     path = Path(path)
     try:
         clip = read_clip(path, fps=fps)
         t0 = time.perf_counter()
-        windows = classifier.predict_windows(clip, hop=hop)
+        long = clip.duration_s >= timeline_min_s
+        windows = classifier.predict_windows(clip, hop=hop, sector_chunk_s=sector_chunk_s if long else 0.0)
         pred = classifier.combine_windows(windows, (time.perf_counter() - t0) * 1000.0)
     except EchoweaveError as exc:  # ClipReadError and friends: the message names file and problem
         msg = exc.problem if isinstance(exc, ClipReadError) and exc.path == str(path) else str(exc)
@@ -145,7 +148,7 @@ def classify_file(classifier: Classifier, path: str | Path, *, hop: int = 1, tim
     except (ValueError, OSError, MemoryError) as exc:  # a reader gap must not stop a batch of 1000 files
         return FileResult(str(path), error=f"{type(exc).__name__}: {exc}")
     result = FileResult(str(path), pred, frames=clip.num_frames, fps=clip.fps, duration_s=clip.duration_s)
-    if clip.duration_s >= timeline_min_s:
+    if long:
         result.windows = windows
         result.timeline = build_timeline(windows, classifier.class_names, smooth=smooth, min_segment_s=min_segment_s,
                                          uncertain_as=uncertain_as, view_change_s=view_change_s,

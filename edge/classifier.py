@@ -406,8 +406,22 @@ class Classifier:
         return self.preprocess_with_sector(frames, sector, source)[0]
 
     def preprocess_with_sector(self, frames: np.ndarray, sector: "Sector | str | None" = "auto",
-                               source: str = "frames") -> tuple[np.ndarray, str]:
-        """`preprocess`, also returning the sector method used (see `Prediction.sector_method`)."""
+                               source: str = "frames", chunk: int = 0) -> tuple[np.ndarray, str]:
+        """`preprocess`, also returning the sector method used (see `Prediction.sector_method`).
+
+        ``chunk`` > 0 with ``sector="auto"``: the fan is estimated and applied separately on
+        consecutive runs of ``chunk`` frames (a remainder under half a chunk joins the run before
+        it). A recording of minutes needs this: while the probe moves between views the whole
+        recording's temporal change reaches beyond the fan any clip-length run shows (a scan's
+        mask grew from 101 to 111 rows), so one mask crops every frame differently from training.
+        """
+        if chunk > 0 and isinstance(sector, str) and len(frames) > chunk:
+            bounds = list(range(0, len(frames), chunk)) + [len(frames)]
+            if len(bounds) > 2 and bounds[-1] - bounds[-2] < chunk / 2:
+                del bounds[-2]
+            parts = [self.preprocess_with_sector(frames[a:b], sector, source) for a, b in zip(bounds, bounds[1:])]
+            methods = sorted({m for _, m in parts})
+            return np.concatenate([x for x, _ in parts]), "+".join(methods)
         if self.spec.grayscale and frames.ndim == 4:
             frames = rgb_to_gray(frames)  # (T, H, W)
         method = "none"
@@ -442,7 +456,7 @@ class Classifier:
 
     def predict_windows(self, clip_or_frames, hop: int = 1, fps: float | None = None,
                         sector: "Sector | str | None" = "auto", via: str = "features",
-                        starts=None) -> list[Prediction]:
+                        starts=None, sector_chunk_s: float = 0.0) -> list[Prediction]:
         """Per-window predictions over a clip (sliding windows of T frames every ``hop`` frames).
 
         Args:
@@ -455,6 +469,8 @@ class Classifier:
                 without the streaming split always runs ``"forward"`` (`Prediction.via` says so).
             starts: first frames of the windows to run (default: every ``hop``-th); an
                 evidential model's key clips.
+            sector_chunk_s: with ``sector="auto"``, estimate the fan on runs of this many seconds
+                instead of once over the clip (0); for long recordings (`preprocess_with_sector`).
 
         Returns:
             One `Prediction` per window; ``frame_index``/``time_s`` are those of its last frame.
@@ -462,7 +478,10 @@ class Classifier:
         """
         frames, fps, source = _as_frames(clip_or_frames, fps)
         t0 = time.perf_counter()
-        x, sector_method = self.preprocess_with_sector(frames, sector, source)  # (N, C, S, S)
+        if sector_chunk_s < 0:
+            raise ValueError(f"sector_chunk_s must be >= 0, got {sector_chunk_s}")
+        chunk = int(round(sector_chunk_s * fps))
+        x, sector_method = self.preprocess_with_sector(frames, sector, source, chunk)  # (N, C, S, S)
         n = len(x)
         warnings = []
         for spec in self.derived_inputs:

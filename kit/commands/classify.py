@@ -109,7 +109,8 @@ def classify(path: str, model: str = "", runtime: RuntimeName | None = None,
              precision: Literal["fp32", "fp16", "int8"] | None = None, json: bool = False,
              csv: str | None = None, timeline: str | None = None, hop: int = 1, timeline_min_s: float = 10.0,
              fps: float | None = None, threads: int = 0, progress: bool = True, background: bool = True,
-             view_change_s: float = 1.0, view_change_threshold: float = 0.15) -> None:
+             view_change_s: float = 1.0, view_change_threshold: float = 0.15,
+             sector_chunk_s: float = 1.0) -> None:
     """Classify the view of echo clips with an exported model (no torch needed).
 
     PATH is a DICOM file, a video file, a folder of frames, or a folder of any of these
@@ -144,6 +145,9 @@ def classify(path: str, model: str = "", runtime: RuntimeName | None = None,
             only uncertain windows are background).
         view_change_threshold: Jensen-Shannon divergence (nats, 0 to 0.69) above which a window counts as
             changing view.
+        sector_chunk_s: Recordings that get a timeline find the fan on runs of this many seconds (0 =
+            once over the whole recording, which over minutes of probe motion crops unlike any clip
+            the model trained on).
     """
     if not model:
         raise EchoweaveError("--model is required (an exported artifacts/<model_id> folder holding manifest.json)")
@@ -154,6 +158,8 @@ def classify(path: str, model: str = "", runtime: RuntimeName | None = None,
         raise EchoweaveError(f"--threads must be 0 (the runtime's default) or a positive count, got {threads}")
     if hop < 1:
         raise EchoweaveError(f"--hop must be at least 1 frame, got {hop}")
+    if sector_chunk_s < 0:
+        raise EchoweaveError(f"--sector_chunk_s must be >= 0, got {sector_chunk_s}")
     if view_change_s < 0 or not 0 <= view_change_threshold <= math.log(2):
         raise EchoweaveError(f"--view_change_s must be >= 0 and --view_change_threshold in [0, ln 2 = 0.693], got "
                              f"{view_change_s} and {view_change_threshold}")
@@ -170,7 +176,7 @@ def classify(path: str, model: str = "", runtime: RuntimeName | None = None,
                              timeline_min_s=0.0 if timeline else timeline_min_s,
                              uncertain_as=BACKGROUND if background else None,
                              view_change_s=view_change_s if background else 0.0,
-                             view_change_threshold=view_change_threshold)
+                             view_change_threshold=view_change_threshold, sector_chunk_s=sector_chunk_s)
     if not results:
         print(f"echoweave: error: {path}: no DICOM, video or frame folder found", file=sys.stderr)
         raise SystemExit(1)
