@@ -100,3 +100,14 @@ def test_train_recipe_trains_both_stages_the_second_from_the_first(tmp_path, cap
     assert stage2["data"]["preprocessing"]["crop"] == 32
     for stage in ("stage1", "stage2"):
         assert (out / stage / "checkpoints" / "epoch_0001").is_dir()
+
+
+def test_kfold_only_folds_takes_one_index_or_a_list(monkeypatch):
+    from echoweave.train.engine import kfold as kfold_mod
+
+    seen = []
+    monkeypatch.setattr(kfold_mod, "run_kfold", lambda recipe, **kw: seen.append(kw["only_folds"]))
+    main(["kfold", "--recipe", "table2_cpu", "--only_folds", "0"])
+    main(["kfold", "--recipe", "table2_cpu", "--only_folds", "[0,2]"])
+    main(["kfold", "--recipe", "table2_cpu"])
+    assert seen == [[0], [0, 2], None]

@@ -184,8 +184,8 @@ def evaluate(checkpoint: str, data: EvalDataConfig = EvalDataConfig(), out: str 
                         windows=data.eval_windows, compare=compare, device=device, phantom_seed=data.phantom_seed)
 
 
-def kfold(recipe: str = "table2_cpu", out: str = "runs/kfold", folds: int = 5, only_folds: list[int] | None = None,
-          docs: str | None = None, resume: bool = False):
+def kfold(recipe: str = "table2_cpu", out: str = "runs/kfold", folds: int = 5,
+          only_folds: list[int] | int | None = None, docs: str | None = None, resume: bool = False):
     """Patient-wise K-fold experiment of a recipe: one stage-1 model per fold shared by every
     stage-2 variant; per-fold and pooled results on held-out folds only.
 
@@ -194,11 +194,13 @@ def kfold(recipe: str = "table2_cpu", out: str = "runs/kfold", folds: int = 5, o
             of the paper's Table 2 on the phantom).
         out: Experiment folder (per-fold runs, results.json, results.md, confusion matrices).
         folds: K.
-        only_folds: Run only these fold indices (others are skipped; for quick checks).
+        only_folds: Run only these fold indices, `[0,2]` or one index `0` (others are skipped).
         docs: Also write the Markdown results table to this path (e.g. docs/table2_phantom.md).
         resume: Continue an interrupted experiment in OUT: complete runs are loaded and scored,
             not retrained; an incomplete one continues from its last checkpoint.
     """
     from echoweave.train.engine.kfold import run_kfold
 
+    if isinstance(only_folds, int):
+        only_folds = [only_folds]
     run_kfold(recipe, out=out, folds=folds, only_folds=only_folds, docs=docs, resume=resume)
