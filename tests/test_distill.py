@@ -21,7 +21,7 @@ from echoweave.train.engine.data import load_store
 from echoweave.train.engine.distill import Teacher, distillation_loss, soft_kl
 from echoweave.train.engine.recipe import stage_config
 from echoweave.train.engine.run import build_run_model, run_training
-from tests.helpers.tiny import tiny_config
+from tests.helpers.tiny import tiny_config, tiny_recipe
 
 torch.set_num_threads(1)
 
@@ -171,26 +171,16 @@ def test_resume_with_distillation_equals_uninterrupted_and_checks_the_teacher(te
 
 
 def _distill_recipe(path):
-    cfg = tiny_config("unused").to_dict()
-    base = {k: cfg[k] for k in ("device", "amp", "channels_last", "seed", "threads", "model", "data")}
-    base["data"]["phantom_patients"] = 4
-    recipe = {
-        "base": base,
-        "stage1": {"stage": "image", "model": {"name": "image"}, "optim": {"epochs": 1, "batch_size": 16}},
-        "stage2": {"stage": "temporal", "freeze_backbone": True, "cache_features": True,
-                   "optim": {"epochs": 1, "batch_size": 8, "lr": 0.02}},
-        "variants": {
-            "tfw_teacher": {"model": {"name": "tfw", "contrast": "window_mean", "frame_stride": 2}},
-            # Another backbone: its own stage 1, distilled from the shared stage 1, then the TFW head
-            # on its own frozen features, distilled from the teacher variant of the same fold.
-            "tfw_student": {"stage1": {"model": {"backbone": "mobilenet_v3_small", "feature_dim": 32},
-                                       "distill": {"teacher": "stage1"}},
-                            "model": {"name": "tfw", "backbone": "mobilenet_v3_small", "feature_dim": 32,
-                                      "contrast": "window_mean", "frame_stride": 2},
-                            "distill": {"teacher": "tfw_teacher", "temperature": 4.0, "alpha": 0.9}},
-        },
-        "experiment": {"image_votes": ["consecutive"], "mcnemar": [["tfw_student", "tfw_teacher"]]},
-    }
+    recipe = tiny_recipe({
+        "tfw_teacher": {"model": {"name": "tfw", "contrast": "window_mean", "frame_stride": 2}},
+        # Another backbone: its own stage 1, distilled from the shared stage 1, then the TFW head
+        # on its own frozen features, distilled from the teacher variant of the same fold.
+        "tfw_student": {"stage1": {"model": {"backbone": "mobilenet_v3_small", "feature_dim": 32},
+                                   "distill": {"teacher": "stage1"}},
+                        "model": {"name": "tfw", "backbone": "mobilenet_v3_small", "feature_dim": 32,
+                                  "contrast": "window_mean", "frame_stride": 2},
+                        "distill": {"teacher": "tfw_teacher", "temperature": 4.0, "alpha": 0.9}},
+    }, experiment={"image_votes": ["consecutive"], "mcnemar": [["tfw_student", "tfw_teacher"]]})
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return recipe
 

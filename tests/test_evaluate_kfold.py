@@ -12,7 +12,7 @@ from echoweave.edge.errors import EchoweaveError
 from echoweave.train.engine.checkpoint import load_model
 from echoweave.train.engine.evaluate import evaluate_checkpoint
 from echoweave.train.engine.kfold import run_kfold
-from tests.helpers.tiny import tiny_config
+from tests.helpers.tiny import tiny_config, tiny_recipe
 
 
 def test_evaluate_checkpoint_on_held_out_patients(tiny_checkpoint, tmp_path):
@@ -49,23 +49,15 @@ def test_evaluate_refuses_dataset_with_other_classes(tiny_checkpoint, tmp_path):
 
 
 def _tiny_recipe(path):
-    cfg = tiny_config("unused").to_dict()
-    base = {k: cfg[k] for k in ("device", "amp", "channels_last", "seed", "threads", "model", "data")}
-    base["data"]["phantom_patients"] = 4
-    recipe = {
-        "base": base,
-        "stage1": {"stage": "image", "model": {"name": "image"}, "optim": {"epochs": 1, "batch_size": 16}},
-        "stage2": {"stage": "temporal", "freeze_backbone": True, "cache_features": True,
-                   "optim": {"epochs": 2, "batch_size": 8, "lr": 0.02}},
-        "variants": {"gru_over_time": {"model": {"name": "gru"}},
-                     "tfw_consecutive": {"model": {"name": "tfw"}},
-                     "tfw_spaced": {"model": {"name": "tfw"}, "data": {"sampler": "spaced"}},
-                     # Its own data (longer clips) and a frame stride: both must reach the run.
-                     "tfw_contrast_fr2": {"model": {"name": "tfw", "contrast": "window_mean", "frame_stride": 2},
-                                          "data": {"phantom_frames": 10}}},
-        "experiment": {"mcnemar": [["tfw_consecutive", "image (single frame)"]], "cross_seed": 1,
-                       "notes": {"tfw_consecutive": "the paper's TFW"}},
-    }
+    recipe = tiny_recipe({
+        "gru_over_time": {"model": {"name": "gru"}},
+        "tfw_consecutive": {"model": {"name": "tfw"}},
+        "tfw_spaced": {"model": {"name": "tfw"}, "data": {"sampler": "spaced"}},
+        # Its own data (longer clips) and a frame stride: both must reach the run.
+        "tfw_contrast_fr2": {"model": {"name": "tfw", "contrast": "window_mean", "frame_stride": 2},
+                             "data": {"phantom_frames": 10}},
+    }, stage2_epochs=2, experiment={"mcnemar": [["tfw_consecutive", "image (single frame)"]], "cross_seed": 1,
+                                    "notes": {"tfw_consecutive": "the paper's TFW"}})
     path.write_text(yaml.safe_dump(recipe))
     return path
 

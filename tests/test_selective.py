@@ -84,25 +84,15 @@ def test_annotate_windows_reads_clip_quality_and_gives_dirichlet_means():
 
 def test_kfold_with_an_evidential_model_and_degraded_clips_writes_the_selective_table(tmp_path):
     from echoweave.train.engine.kfold import run_kfold
-    from tests.helpers.tiny import tiny_config
+    from tests.helpers.tiny import tiny_recipe
 
-    cfg = tiny_config("unused").to_dict()
-    base = {k: cfg[k] for k in ("device", "amp", "channels_last", "seed", "threads", "model", "data")}
-    base["data"].update(phantom_patients=4, phantom_degraded=0.5, eval_windows=3)
-    recipe = {
-        "base": base,
-        "stage1": {"stage": "image", "model": {"name": "image"}, "optim": {"epochs": 1, "batch_size": 16}},
-        "stage2": {"stage": "temporal", "freeze_backbone": True, "cache_features": True,
-                   "optim": {"epochs": 1, "batch_size": 8, "lr": 0.02}},
-        "variants": {
-            "tfw": {"model": {"name": "tfw"}},
-            "stfm": {"init_from": None, "freeze_backbone": False, "cache_features": False,
-                     "model": {"name": "stfm", "width": 8, "frames": 3, "frame_stride": 2, "lstm_hidden": 16,
-                               "stream_dim": 16},
-                     "optim": {"loss": "reedl", "evidence_prior": 0.8, "optimizer": "adamw"}},
-        },
-        "experiment": {"image_votes": [], "selective": ["stfm", "tfw", "absent"]},
-    }
+    recipe = tiny_recipe({
+        "tfw": {"model": {"name": "tfw"}},
+        "stfm": {"init_from": None, "freeze_backbone": False, "cache_features": False,
+                 "model": {"name": "stfm", "width": 8, "frames": 3, "frame_stride": 2, "lstm_hidden": 16,
+                           "stream_dim": 16},
+                 "optim": {"loss": "reedl", "evidence_prior": 0.8, "optimizer": "adamw"}},
+    }, experiment={"image_votes": [], "selective": ["stfm", "tfw", "absent"]}, phantom_degraded=0.5, eval_windows=3)
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
     res = run_kfold(str(path), out=str(tmp_path / "exp"), folds=2, docs=str(tmp_path / "t.md"), show_progress=False)

@@ -23,3 +23,19 @@ def tiny_config(out, **over) -> TrainConfig:
         else:
             base[key] = value
     return TrainConfig.from_dict(base)
+
+
+def tiny_recipe(variants: dict, stage2_epochs: int = 1, experiment: dict | None = None, **data) -> dict:
+    """A two-stage K-fold recipe on `tiny_config`'s model and data (4 patients; ``data`` updates
+    the data section): a 1-epoch image stage 1 and cached-feature stage-2 ``variants``."""
+    cfg = tiny_config("unused").to_dict()
+    base = {k: cfg[k] for k in ("device", "amp", "channels_last", "seed", "threads", "model", "data")}
+    base["data"].update(phantom_patients=4, **data)
+    return {
+        "base": base,
+        "stage1": {"stage": "image", "model": {"name": "image"}, "optim": {"epochs": 1, "batch_size": 16}},
+        "stage2": {"stage": "temporal", "freeze_backbone": True, "cache_features": True,
+                   "optim": {"epochs": stage2_epochs, "batch_size": 8, "lr": 0.02}},
+        "variants": variants,
+        **({"experiment": experiment} if experiment is not None else {}),
+    }
