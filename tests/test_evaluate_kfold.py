@@ -62,7 +62,7 @@ def _tiny_recipe(path):
     return path
 
 
-def test_kfold_reports_every_method_on_held_out_folds(tmp_path):
+def test_kfold_reports_every_method_on_held_out_folds(tmp_path, monkeypatch):
     recipe = _tiny_recipe(tmp_path / "recipe.yaml")
     res = run_kfold(str(recipe), out=str(tmp_path / "exp"), folds=2, docs=str(tmp_path / "docs" / "t.md"),
                     show_progress=False)
@@ -99,12 +99,19 @@ def test_kfold_reports_every_method_on_held_out_folds(tmp_path):
     assert (tmp_path / "exp" / "confusion_tfw_consecutive.png").is_file()
     # An interrupted experiment continues: complete runs are loaded and scored again, not retrained.
     weights = {f: f.stat().st_mtime_ns for f in (tmp_path / "exp").glob("fold*/*/checkpoints/*/model.safetensors")}
+    import echoweave.train.engine.run as run_module
+
+    def no_datasets(*args, **kwargs):  # a complete run's clips (cached features) must not be embedded again
+        raise AssertionError("a complete run built its training datasets on --resume")
+
+    monkeypatch.setattr(run_module, "_datasets", no_datasets)
     again = run_kfold(str(recipe), out=str(tmp_path / "exp"), folds=2, show_progress=False, resume=True)
     assert {f: f.stat().st_mtime_ns for f in weights} == weights and len(weights) >= 2 * 5  # 5 runs a fold
     for name, m in methods.items():
         assert again["methods"][name]["pooled"]["video"] == m["pooled"]["video"], name
     with pytest.raises(EchoweaveError, match="already holds a run"):
         run_kfold(str(recipe), out=str(tmp_path / "exp"), folds=2, show_progress=False)
+    monkeypatch.undo()
 
 
 def test_kfold_with_too_few_patients_is_an_error(tmp_path):

@@ -230,6 +230,22 @@ def _record_store_source(cfg: TrainConfig, store: ClipStore) -> TrainConfig:
     return dataclasses.replace(cfg, data=data)
 
 
+def _finished_run(cfg: TrainConfig, out: Path, store: ClipStore, model, val_idx) -> RunResult | None:
+    """The run in ``out`` loaded into ``model`` when its last checkpoint has every epoch, else None."""
+    folder = ckpt.find_checkpoint(out)
+    if folder is None:
+        return None
+    state, meta, folder = ckpt.load_checkpoint(folder)
+    if int(meta["epoch"]) < cfg.optim.epochs:
+        return None
+    _check_classes(store.class_names, meta["class_names"], str(folder))
+    model.load_state_dict(state)
+    model.eval()
+    print(f"{folder}: complete ({meta['epoch']} of {cfg.optim.epochs} epochs), loaded without training")
+    return RunResult(checkpoint=folder, metrics=dict(meta.get("metrics", {})), model=model, store=store,
+                     val_indices=np.asarray(val_idx))
+
+
 def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
     out = Path(cfg.out)
     replacing = check_run_folder(cfg)  # before any work: a refused run costs nothing
@@ -245,6 +261,10 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
     model = build_run_model(cfg, store.class_names).to(rt.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.resume and (done := _finished_run(cfg, out, store, model, val_idx)) is not None:
+        # A complete run is only reloaded: building its datasets (embedding every clip for cached
+        # features, the teacher's features) would be wasted work.
+        return done
     # Knowledge distillation: a frozen teacher beside the student, never inside it (engine/distill.py).
     teacher = Teacher(cfg, store.class_names, rt.device, model) if cfg.distill is not None else None
     train_ds, val_ds = _datasets(cfg, store, train_idx, val_idx, model, rt, teacher)
