@@ -207,7 +207,9 @@ class TrainConfig:
         data: Dataset and sampling.
         optim: Optimiser and schedule.
         init_from: Stage-1 run folder or checkpoint whose backbone and fc0 initialise this
-            model (stage 2; the backbone keeps training unless ``freeze_backbone``).
+            model (stage 2; the backbone keeps training unless ``freeze_backbone``). A
+            checkpoint of the same model (equal model config) initialises every weight instead
+            (fine-tuning, e.g. a ``qat`` stage).
         freeze_backbone: Keep the per-frame CNN fixed in stage 2 (fast CPU experiments; the
             paper fine-tunes it).
         cache_features: With a frozen backbone, compute per-frame features once and train the
@@ -224,6 +226,11 @@ class TrainConfig:
         keep_checkpoints: Complete epoch checkpoints to keep.
         threads: CPU threads for torch (0 = leave torch's default).
         distill: Knowledge distillation from a teacher checkpoint (`DistillConfig`), or None.
+        qat: Quantization-aware fine-tuning: train through simulated int8 rounding of weights
+            and backbone activations (`echoweave.train.engine.qat`), so the int8 export keeps
+            the fp32 model's decisions. Needs a trainable backbone (no ``cache_features``);
+            usually a short stage ``init_from`` the finished model (same model config: every
+            weight is copied).
     """
 
     out: str = "runs/tfw"
@@ -244,6 +251,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     threads: int = 0
     distill: DistillConfig | None = None
+    qat: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-ready dict."""

@@ -35,6 +35,7 @@ from echoweave.train.engine.derived_cache import DerivedCache
 from echoweave.train.engine.distill import Teacher, TeacherFeatureWindows
 from echoweave.train.engine.features import FeatureWindows, embed_clips
 from echoweave.train.engine.loop import make_optimizer, make_scheduler, predict, train_one_epoch
+from echoweave.train.engine.qat import QuantAware
 from echoweave.train.engine.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
 from echoweave.train.engine.stages import HeadStage, ImageStage
 from echoweave.train.models import build_model, count_parameters, init_from_image_model
@@ -85,10 +86,18 @@ def build_run_model(cfg: TrainConfig, class_names) -> torch.nn.Module:
     if cfg.init_from:
         state, meta, folder = ckpt.load_checkpoint(cfg.init_from)
         _check_classes(class_names, meta.get("class_names", []), str(folder))
-        init_from_image_model(model, state)
+        if meta.get("model") == model.cfg.to_dict():
+            model.load_state_dict(state)  # the same model: fine-tuning starts from all of it
+        else:
+            init_from_image_model(model, state)
     if cfg.freeze_backbone:
         for p in list(model.backbone.parameters()) + list(model.fc0.parameters()):
             p.requires_grad_(False)
+    if cfg.qat:
+        if cfg.cache_features:
+            raise EchoweaveError("qat simulates int8 inside the backbone; cached features skip it (set "
+                                 "cache_features: false)")
+        model.quant_aware = QuantAware(model)  # hooks only; the state dict keeps its keys
     return model
 
 
@@ -306,6 +315,8 @@ def _run(cfg, rt, store, train_idx, val_idx, show_progress) -> RunResult:
         out.mkdir(parents=True, exist_ok=True)
         ckpt.write_json_atomic(out / "config.json", cfg.to_dict())
         writer = SummaryWriter(log_dir=str(out / "tb"))
+        if cfg.qat:
+            print(model.quant_aware.summary())
         print(f"{cfg.model.name}/{cfg.model.backbone}: {count_parameters(model):,} parameters; "
               f"{len(train_idx)} training clips, {len(val_idx)} validation clips, device {rt.device}")
 
