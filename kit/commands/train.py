@@ -37,6 +37,7 @@ def train(
     keep_checkpoints: int = 2,
     threads: int = 0,
     distill: DistillConfig | None = None,
+    qat: bool = False,
     recipe: str | None = None,
 ):
     """Train one stage, or both stages of a multi-stage recipe with --recipe.
@@ -53,7 +54,8 @@ def train(
         model: The model to build (see `echoweave models`).
         data: Dataset, sampling, preprocessing and augmentation.
         optim: SGD + one-cycle schedule.
-        init_from: Stage-1 run whose backbone and fc0 initialise this model.
+        init_from: Stage-1 run whose backbone and fc0 initialise this model; a run of the same
+            model (equal model config) initialises every weight (fine-tuning).
         freeze_backbone: Keep the per-frame CNN fixed (fast CPU experiments only).
         cache_features: With a frozen backbone, train the head on cached features.
         seed: Seed of data order, augmentation and initialisation.
@@ -67,6 +69,9 @@ def train(
         threads: CPU threads for torch (0 = torch's default).
         distill: Knowledge distillation from a trained teacher checkpoint (`--distill.teacher RUN`,
             `--distill.temperature`, `--distill.alpha`): loss alpha*T^2*KL + (1-alpha)*CE.
+        qat: Quantization-aware fine-tuning: train through simulated int8 rounding so the int8
+            export keeps the model's decisions (usually one short stage `--init_from` the finished
+            run, with `--cache_features false --freeze_backbone false` and a small `--optim.lr`).
         recipe: A multi-stage recipe (shipped name such as `demo_cpu`, or a YAML path): train its
             stage 1, then stage 2 initialised from it, into OUT/stage1 and OUT/stage2 (OUT defaults
             to runs/<recipe name>). Every other option given here that differs from its default
