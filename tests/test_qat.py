@@ -93,6 +93,50 @@ def test_qat_refuses_cached_features(tmp_path):
         build_run_model(cfg, [f"v{i}" for i in range(12)])
 
 
+def test_qat_refuses_to_start_from_another_model(tmp_path):
+    image = run_training(tiny_config(tmp_path / "img", stage="image", model={"name": "image"},
+                                     optim={"epochs": 1}), show_progress=False)
+    # A plain stage 2 starts from the image model's backbone; a qat stage would train a fresh head
+    # through int8 rounding for one short epoch, so it is refused by name.
+    with pytest.raises(EchoweaveError, match="qat fine-tunes a trained model"):
+        build_run_model(tiny_config(tmp_path / "q", qat=True, init_from=str(image.checkpoint)),
+                        list(image.store.class_names))
+
+
 def test_qat_refuses_a_model_without_a_per_frame_backbone():
     with pytest.raises(EchoweaveError, match="no per-frame backbone"):
         QuantAware(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_a_kfold_qat_variant_fine_tunes_the_variant_it_names(tmp_path):
+    import yaml
+
+    from echoweave.train.engine.kfold import run_kfold
+    from echoweave.train.engine.recipe import stage_config
+    from tests.helpers.tiny import tiny_recipe
+
+    recipe = tiny_recipe({
+        "tfw": {"model": {"name": "tfw"}},
+        "tfw_qat": {"model": {"name": "tfw"}, "init_from": "tfw", "qat": True, "freeze_backbone": False,
+                    "cache_features": False, "optim": {"epochs": 1, "lr": 0.0}},
+    })
+    cfg = stage_config(recipe, "tfw_qat", tmp_path / "fold0")
+    assert cfg.init_from == str(tmp_path / "fold0" / "tfw") and cfg.qat
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    res = run_kfold(str(path), out=str(tmp_path / "exp"), folds=2, show_progress=False)
+    assert {"tfw", "tfw_qat"} <= set(res["methods"])
+    for fold in ("fold0", "fold1"):  # lr 0: the qat run is the run it names, weight for weight
+        src, _, _ = ckpt.load_checkpoint(tmp_path / "exp" / fold / "tfw")
+        qat, meta, _ = ckpt.load_checkpoint(tmp_path / "exp" / fold / "tfw_qat")
+        assert meta["train"]["qat"] and all(torch.equal(qat[k], v) for k, v in src.items())
+    # so both rows score the same predictions
+    assert res["methods"]["tfw_qat"]["pooled"]["video"] == res["methods"]["tfw"]["pooled"]["video"]
+
+
+def test_a_recipe_stage_cannot_start_from_itself():
+    from echoweave.train.engine.recipe import stage_config
+    from tests.helpers.tiny import tiny_recipe
+
+    with pytest.raises(EchoweaveError, match="init_from names the stage itself"):
+        stage_config(tiny_recipe({"v": {"init_from": "v"}}), "v", "/tmp/x")

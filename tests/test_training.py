@@ -40,9 +40,12 @@ def test_shipped_configs_parse():
             cfgs = [stage_config(recipe, n, "/tmp/x") for n in names]
             assert cfgs[0].stage == "image" and all(c.stage == "temporal" for c in cfgs[1:])
             # Stage 2 starts from stage 1 (a variant with its own stage 1, e.g. another backbone, from
-            # that), except models trained from scratch (said explicitly: null).
+            # that), except models trained from scratch (said explicitly: null) and qat fine-tuning of
+            # an earlier variant of the recipe.
+            earlier = lambda n: {f"/tmp/x/{m}" for m in names[1:names.index(n)]}  # noqa: E731
             assert all(c.init_from in ("/tmp/x/stage1", f"/tmp/x/{n}_stage1")
-                       or (c.init_from is None and not c.freeze_backbone) for n, c in zip(names[1:], cfgs[1:]))
+                       or (c.init_from is None and not c.freeze_backbone)
+                       or (c.qat and c.init_from in earlier(n)) for n, c in zip(names[1:], cfgs[1:]))
         else:
             cfg = TrainConfig.from_dict(data)
             # NED's recipes: beta1/momentum 0.75; Howard's (Keras Adam), EV9V's (AdamW) and the fetal

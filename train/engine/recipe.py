@@ -87,7 +87,8 @@ def stage_config(recipe: dict[str, Any], stage: str, out: str | Path, **override
 
     Variants are merged on top of ``stage2``; a variant's own stage 1 on top of ``stage1``. Stage
     2 and variants are initialised from ``out/stage1``, or from ``out/<variant>_stage1`` when the
-    variant has its own. A ``distill.teacher`` naming a stage resolves to ``out/<that stage>``.
+    variant has its own. A ``distill.teacher`` or an ``init_from`` naming a stage resolves to
+    ``out/<that stage>`` (a variant that fine-tunes another, e.g. ``qat``, is listed after it).
     """
     base = recipe.get("base", {})
     variants = recipe.get("variants", {})
@@ -108,17 +109,21 @@ def stage_config(recipe: dict[str, Any], stage: str, out: str | Path, **override
         merged.setdefault("init_from", str(Path(out) / (own_stage1(recipe, stage) or "stage1")))
     merged = deep_merge(merged, overrides)
     merged["out"] = str(Path(out) / stage)
+    if merged.get("init_from") == stage:
+        raise EchoweaveError(f"recipe stage {stage!r}: init_from names the stage itself")
+    if merged.get("init_from"):  # a stage's name (e.g. a qat variant fine-tuning another) or a path
+        merged["init_from"] = resolve_stage(str(merged["init_from"]), out, stage_names(recipe))
     distill = merged.get("distill")
     if isinstance(distill, dict) and "teacher" in distill:
         if distill["teacher"] == stage:
             raise EchoweaveError(f"recipe stage {stage!r}: distill.teacher names the stage itself")
-        distill["teacher"] = resolve_teacher(str(distill["teacher"]), out, stage_names(recipe))
+        distill["teacher"] = resolve_stage(str(distill["teacher"]), out, stage_names(recipe))
     return TrainConfig.from_dict(merged)
 
 
-def resolve_teacher(teacher: str, out: str | Path, names) -> str:
-    """A recipe's ``distill.teacher``: ``out/<name>`` when it names one of the recipe's stages
-    (``names``), else the checkpoint path as given."""
+def resolve_stage(teacher: str, out: str | Path, names) -> str:
+    """A recipe's ``distill.teacher`` (or ``init_from``): ``out/<name>`` when it names one of the
+    recipe's stages (``names``), else the checkpoint path as given."""
     return str(Path(out) / teacher) if teacher in set(names) else teacher
 
 

@@ -88,6 +88,10 @@ def build_run_model(cfg: TrainConfig, class_names) -> torch.nn.Module:
         _check_classes(class_names, meta.get("class_names", []), str(folder))
         if meta.get("model") == model.cfg.to_dict():
             model.load_state_dict(state)  # the same model: fine-tuning starts from all of it
+        elif cfg.qat:
+            raise EchoweaveError(f"{folder}: qat fine-tunes a trained model, but this checkpoint holds another "
+                                 f"model ({meta.get('model', {}).get('name')}/{meta.get('model', {}).get('backbone')}"
+                                 f", not the configured {model.cfg.name}/{model.cfg.backbone} with equal settings)")
         else:
             init_from_image_model(model, state)
     if cfg.freeze_backbone:
