@@ -121,10 +121,10 @@ def stage_config(recipe: dict[str, Any], stage: str, out: str | Path, **override
     return TrainConfig.from_dict(merged)
 
 
-def resolve_stage(teacher: str, out: str | Path, names) -> str:
+def resolve_stage(name: str, out: str | Path, names) -> str:
     """A recipe's ``distill.teacher`` (or ``init_from``): ``out/<name>`` when it names one of the
     recipe's stages (``names``), else the checkpoint path as given."""
-    return str(Path(out) / teacher) if teacher in set(names) else teacher
+    return str(Path(out) / name) if name in set(names) else name
 
 
 def run_recipe(path: str | Path, out: str | Path, show_progress: bool = True, **overrides: Any) -> dict:
