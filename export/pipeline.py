@@ -261,7 +261,7 @@ def toolchain_versions() -> dict[str, str]:
 def export_checkpoint(checkpoint: str | Path, out: str | Path, formats=DEFAULT_FORMATS,
                       precisions=DEFAULT_PRECISIONS, calib_clips: int = 32, overwrite: bool = False,
                       uncertain_threshold: float = 0.5, model_id: str | None = None,
-                      parity_clips: int | None = None, show_progress: bool = True) -> ExportResult:
+                      parity_clips: int | None = None, show_progress: bool = True, jobs: int = 1) -> ExportResult:
     """Export a checkpoint to ``out/<model_id>/`` (see the module docstring for the stages).
 
     Args:
@@ -275,6 +275,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, formats=DEFAULT_F
         model_id: override ``<name>_<backbone tag>``.
         parity_clips: cap on held-out clips used for parity/metrics (None = all).
         show_progress: print stage lines.
+        jobs: worker processes converting side by side (`echoweave.export.parallel`; 1: one
+            after the other in this process).
 
     Raises:
         ExportError: unusable checkpoint, empty calibration set, a destination holding another
@@ -319,7 +321,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, formats=DEFAULT_F
             calib_features=eager_features(model, calib.windows) if model.streams_per_frame else None,
             example_inputs={m: model.example_inputs(m) for m in model.methods},
             class_names=list(meta["class_names"]), preprocessing=dict(meta["preprocessing"]), meta=meta)
-        records = convert_all(ctx, todo, progress, ckpt_folder)
+        records = convert_all(ctx, todo, progress, ckpt_folder, jobs)
         manifest = build_manifest(staging, records, model, meta, ckpt_folder, model_id, skipped, uncertain_threshold)
         with progress.stage("verify: parity on held-out clips, through echoweave.edge"):
             report, metrics = verify(staging, manifest, model, held, meta, model_id, store)
@@ -337,20 +339,22 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, formats=DEFAULT_F
 
 
 def convert_all(ctx: ExportContext, todo: list[tuple[str, str]], progress: Progress,
-                ckpt_folder: Path) -> list[ArtifactRecord]:
-    """Run each (format, precision) converter in turn, with per-method progress lines.
+                ckpt_folder: Path, jobs: int = 1) -> list[ArtifactRecord]:
+    """Run each (format, precision) converter, with per-method progress lines; records in plan order.
 
     The converters share what can be shared (`echoweave.export.shared`: each method's
     `torch.export` once; ONNX int8 quantizes the fp32 graphs ONNX fp32 wrote; LiteRT int8 the fp32
     flatbuffer; Core ML int8 the fp16 conversion); the shared objects are dropped afterwards.
+    With ``jobs > 1`` independent groups of converters run in forked workers
+    (`echoweave.export.parallel`), after the shared fp32 traces are built once in this process.
     """
-    from echoweave.export import shared
+    from echoweave.export import parallel, shared
 
-    records: list[ArtifactRecord] = []
-    try:
-        with progress.active():
-            for fmt, prec in todo:
-                with progress.stage(f"{fmt} {prec}: export -> quantize -> lower -> serialize"):
+    def convert_group(group, prog: Progress) -> tuple[list[ArtifactRecord], dict]:
+        records = []
+        with prog.active():
+            for fmt, prec in group:
+                with prog.stage(f"{fmt} {prec}: export -> quantize -> lower -> serialize"):
                     try:
                         records.append(load_converter(fmt)(ctx, prec))
                     except (KeyboardInterrupt, ExportError):
@@ -358,9 +362,31 @@ def convert_all(ctx: ExportContext, todo: list[tuple[str, str]], progress: Progr
                     except Exception as exc:
                         raise ExportError(f"{ckpt_folder}: {fmt} {prec} export failed: "
                                           f"{type(exc).__name__}: {exc}") from exc
+        return records, prog.timings
+
+    groups = parallel.plan_groups(todo)
+    try:
+        if jobs <= 1 or len(groups) <= 1:
+            return convert_group(todo, progress)[0]
+        if any(key in shared.USERS for key in todo):
+            with progress.active(), progress.stage("torch.export fp32 of every method (before the workers fork)"):
+                for method in ctx.methods:
+                    shared.exported_program(ctx, method)
+        import torch
+
+        threads = max(1, torch.get_num_threads() // min(jobs, len(groups)))
+        progress._print(f"{len(groups)} groups of converters in {min(jobs, len(groups))} worker processes "
+                        f"({threads} torch thread(s) each): " + "; ".join(", ".join(f"{f} {p}" for f, p in g)
+                                                                           for g in groups))
+        results = parallel.run_parallel(groups, lambda g: convert_group(g, Progress(progress.show, progress.stream)),
+                                        jobs, threads)
+        by_key = {}
+        for group, (records, timings) in zip(groups, results):
+            progress.timings.update(timings)
+            by_key.update(zip(group, records))
+        return [by_key[key] for key in todo]
     finally:
         shared.cache(ctx).clear()
-    return records
 
 
 def verify(folder: Path, manifest: dict, model, held, meta: dict, model_id: str, store):

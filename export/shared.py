@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The conversions that start from the shared fp32 programs (ExecuTorch int8 and LiteRT trace
+#: their own: PT2E needs the pre-dispatch graph, litert-torch exports inside ``convert``).
+USERS = {("executorch", "fp32"), ("onnx", "fp32"), ("coreml", "fp32"), ("coreml", "fp16"), ("coreml", "int8")}
+
 
 def cache(ctx) -> dict[str, Any]:
     """The export's shared-object cache (a dict stored on the context)."""

@@ -22,7 +22,7 @@ def _split(value: str, name: str) -> list[str]:
 def export(checkpoint: str, out: str = "artifacts", formats: str = ",".join(default_formats()),
            precisions: str = "fp32,int8", calib_clips: int = 32, overwrite: bool = False,
            uncertain_threshold: float = 0.5, model_id: str | None = None, parity_clips: int | None = None,
-           threads: int = 0) -> None:
+           threads: int = 0, jobs: int = 0) -> None:
     """Export a trained checkpoint for phones and edge runtimes, verified against eager PyTorch.
 
     Stages: load checkpoint -> build calibration set (real training clips) -> per format and
@@ -42,7 +42,10 @@ def export(checkpoint: str, out: str = "artifacts", formats: str = ",".join(defa
         model_id: Folder and file-name prefix; default <model>_<backbone tag>, e.g. tfw_r50.
         parity_clips: At most this many held-out clips for parity and metrics (default: all).
         threads: Torch CPU threads for export and eager reference (0 = torch default).
+        jobs: Worker processes that run converters side by side (0 = the usable CPUs, at most 2;
+            1 = one after the other). Each worker gets threads/jobs torch threads.
     """
+    from echoweave.export.parallel import default_jobs
     from echoweave.export.pipeline import export_checkpoint
 
     if threads:
@@ -52,7 +55,7 @@ def export(checkpoint: str, out: str = "artifacts", formats: str = ",".join(defa
     result = export_checkpoint(checkpoint, out, formats=_split(formats, "formats"),
                                precisions=_split(precisions, "precisions"), calib_clips=calib_clips,
                                overwrite=overwrite, uncertain_threshold=uncertain_threshold, model_id=model_id,
-                               parity_clips=parity_clips)
+                               parity_clips=parity_clips, jobs=jobs or default_jobs())
     print(f"\n{result.folder}:")
     for art in result.manifest["artifacts"]:
         size = art["files"][0]["bytes"] / 1e6  # the shipped file (.pte/.onnx/.tflite/.mlpackage)
