@@ -152,7 +152,7 @@ BUILTIN_FORMATS: tuple[FormatInfo, ...] = (
         precision_notes={"int8": "QDQ U8S8 (uint8 activations, int8 per-channel weights), static calibration"},
         unsupported=(Unsupported("fp16", "*", "ONNX Runtime's CPU provider lacks fp16 kernels for most ops (it "
                                  "would insert casts and run slower than fp32); use int8 QDQ"),),
-        thread_control="SessionOptions.intra_op_num_threads at load (inter_op 1)"),
+        thread_control="SessionOptions.intra_op_num_threads at load (inter_op 1; classify_window 1)"),
     FormatInfo(
         format="litert", runtime="litert", suffix=".tflite",
         # tflite_runtime is a fallback only: its last release cannot load models under numpy 2.

@@ -205,3 +205,21 @@ def test_edge_imports_no_torch():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'executorch', 'tensorflow', 'jax')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_onnx_window_head_runs_single_threaded_so_its_pool_cannot_spin_against_the_embedder(tfw_dir):
+    """Each ONNX Runtime session owns a spinning thread pool; the head's would steal a core from the
+    next embed_frame while streaming (measured 2x on the full-size model), so it gets one thread."""
+    from echoweave.edge.runtime.onnx_adapter import OnnxRuntimeAdapter
+
+    manifest = read_manifest(tfw_dir)
+    artifact = next(a for a in manifest["artifacts"] if a["format"] == "onnx" and a["precision"] == "fp32")
+    for threads, heavy in ((2, 2), (None, 0)):  # 0: ORT's default (one per core)
+        adapter = OnnxRuntimeAdapter(tfw_dir, artifact, threads=threads)
+        try:
+            opts = {m: s[0].get_session_options() for m, s in adapter._sessions.items()}
+            assert opts["classify_window"].intra_op_num_threads == 1
+            assert opts["embed_frame"].intra_op_num_threads == heavy
+            assert opts["forward"].intra_op_num_threads == heavy
+        finally:
+            adapter.close()

@@ -18,24 +18,31 @@ class OnnxRuntimeAdapter:
     Args:
         folder: the artifact folder.
         artifact: its manifest entry (``format == "onnx"``).
-        threads: intra-op threads (None = ORT's default, one per core).
+        threads: intra-op threads (None = ORT's default, one per core); methods in
+            `SINGLE_THREADED` always get one.
     """
 
     name = "onnxruntime"
     reentrant = True
+    #: Methods run with one intra-op thread whatever ``threads`` says. Each session owns its thread
+    #: pool, and a pool spins for a while after its run: while streaming, the window head's
+    #: idle-spinning pool took a core from the next ``embed_frame`` and doubled the streamed frame
+    #: (full-size ResNet-50 TFW, 2 threads: int8 68.5 -> 35.5 ms, fp32 131 -> 66 ms per frame;
+    #: docs/benchmarks/ort_stream_threads.json). The head's own run is under a millisecond either way.
+    SINGLE_THREADED = frozenset({"classify_window"})
 
     def __init__(self, folder: Path, artifact: dict, threads: int | None = None):
         import onnxruntime as ort
 
         self.version = ort.__version__
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3  # warnings about unused initializers are noise for an app
         self._sessions: dict[str, tuple[object, str, str]] = {}
         for method in artifact["methods"]:
             path, _ = method_entry(folder, artifact, method)
+            opts = ort.SessionOptions()
+            if threads or method in self.SINGLE_THREADED:
+                opts.intra_op_num_threads = 1 if method in self.SINGLE_THREADED else int(threads)
+                opts.inter_op_num_threads = 1
+            opts.log_severity_level = 3  # warnings about unused initializers are noise for an app
             sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
             self._sessions[method] = (sess, [i.name for i in sess.get_inputs()], sess.get_outputs()[0].name)
 
