@@ -194,8 +194,14 @@ def tiny_checkpoint(out: Path) -> Path:
 
 
 def measure(checkpoint: Path, out: Path, formats: list[str], precisions: list[str], calib_clips: int,
-            parity_clips: int, threads: int) -> dict[str, Any]:
-    """Export ``checkpoint`` once with the call profile installed; returns the run's report."""
+            parity_clips: int, threads: int, jobs: int = 1) -> dict[str, Any]:
+    """Export ``checkpoint`` once with the call profile installed; returns the run's report.
+
+    With ``jobs > 1`` the converters run in forked workers (`echoweave.export.parallel`): their
+    stage timings come back, but the toolchain-call profile sees only this process (the shared
+    traces), and CPU seconds add the workers' (``RUSAGE_CHILDREN``)."""
+    import resource
+
     import torch
 
     from echoweave.benchmarks.hostinfo import host_info, load_average
@@ -204,16 +210,20 @@ def measure(checkpoint: Path, out: Path, formats: list[str], precisions: list[st
     torch.set_num_threads(threads)
     profile = CallProfile(method_shapes(checkpoint))
     load_before = load_average()
-    t0, c0 = time.perf_counter(), time.process_time()
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    t0, c0, w0 = time.perf_counter(), time.process_time(), children_cpu()
     with profile.installed(), stage_labels(profile):
         result = export_checkpoint(checkpoint, out, formats=formats, precisions=precisions,
-                                   calib_clips=calib_clips, parity_clips=parity_clips, overwrite=True)
-    total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+                                   calib_clips=calib_clips, parity_clips=parity_clips, overwrite=True, jobs=jobs)
+    total, total_cpu = time.perf_counter() - t0, time.process_time() - c0 + children_cpu() - w0
     # The pipeline's per-artifact stage is "<format> <precision>: export -> ... -> serialize".
     per_format = {k.split(":")[0]: v for k, v in result.timings.items() if ":" in k and k.split(" ")[0] in formats}
     return {
         "checkpoint": str(checkpoint), "formats": formats, "precisions": precisions,
-        "calib_clips": calib_clips, "parity_clips": parity_clips, "threads": threads, "niceness": os.nice(0),
+        "calib_clips": calib_clips, "parity_clips": parity_clips, "threads": threads, "jobs": jobs, "niceness": os.nice(0),
         "load_average_before": load_before, "load_average_after": load_average(),
         "host": host_info(), "total_s": round(total, 1), "total_cpu_s": round(total_cpu, 1),
         "per_format_precision_s": {k: round(v, 1) for k, v in per_format.items()},
@@ -258,6 +268,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--calib_clips", type=int, default=8, help="as `python -m echoweave.benchmarks.fullsize`")
     ap.add_argument("--parity_clips", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=1, help="converter worker processes (echoweave export --jobs)")
     ap.add_argument("--label", default="run", help="name of this run inside the report (before, after ...)")
     ap.add_argument("--artifacts", default=None, help="export folder (default: a temporary one)")
     ap.add_argument("--out", default=None, help="JSON report to write or merge into")
@@ -273,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             checkpoint = find_checkpoint(args.run) or timing_checkpoint(Path(args.run), args.threads)
         run = measure(checkpoint, Path(args.artifacts or Path(tmp) / "artifacts"), args.formats.split(","),
-                      args.precisions.split(","), args.calib_clips, args.parity_clips, args.threads)
+                      args.precisions.split(","), args.calib_clips, args.parity_clips, args.threads, args.jobs)
     run["label"] = args.label
     if args.out:
         from echoweave.edge.atomic import write_json_atomic

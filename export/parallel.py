@@ -15,7 +15,8 @@ one *group* of conversions:
 Groups are handed out longest first (`GROUP_COST`, measured on the full-size ResNet-50 TFW:
 docs/benchmarks/export_time_r50.json), so the long ExecuTorch int8 lowering starts at once and
 the short ones fill the other worker. Workers use fork (they inherit the context without
-pickling it) and set torch to ``threads // jobs`` threads each. Records and stage timings come
+pickling it) and run torch on one thread each (GNU OpenMP is not fork-safe; `_worker_init`);
+ONNX Runtime and LiteRT calibration keep their own thread pools. Records and stage timings come
 back to the parent in plan order; a converter failure in a worker is raised in the parent as
 the same `ExportError` (named by format and precision), and the other workers are stopped.
 
@@ -54,10 +55,13 @@ def default_jobs() -> int:
     return max(1, min(2, usable))
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init() -> None:
     import torch
 
-    torch.set_num_threads(threads)
+    # One thread: GNU OpenMP (PyTorch's intra-op pool on Linux) is not fork-safe. A forked worker
+    # that asked for 2 threads after the parent had run a parallel region hung in its first
+    # convolution (PT2E conv-bn folding, 0 % CPU); at 1 thread no OpenMP team is started.
+    torch.set_num_threads(1)
 
 
 def _run_group(index: int):
@@ -66,8 +70,7 @@ def _run_group(index: int):
     return _WORK["convert_group"](_WORK["groups"][index])
 
 
-def run_parallel(groups: list[list[tuple[str, str]]], convert_group: Callable, jobs: int,
-                 threads: int) -> list:
+def run_parallel(groups: list[list[tuple[str, str]]], convert_group: Callable, jobs: int) -> list:
     """``[convert_group(group) for group in groups]``, run in ``jobs`` forked workers.
 
     Args:
@@ -75,7 +78,6 @@ def run_parallel(groups: list[list[tuple[str, str]]], convert_group: Callable, j
         convert_group: ``group -> (records, timings)``, run in a worker; it and what it closes
             over are inherited through fork, never pickled (results are).
         jobs: worker processes (>= 2; 1 is the caller's plain loop).
-        threads: torch threads in each worker.
 
     Returns:
         The results in the order of ``groups``.
@@ -89,7 +91,7 @@ def run_parallel(groups: list[list[tuple[str, str]]], convert_group: Callable, j
 
     _WORK.update(convert_group=convert_group, groups=groups)
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(groups)), mp_context=multiprocessing.get_context("fork"),
-                               initializer=_worker_init, initargs=(max(1, threads),))
+                               initializer=_worker_init)
     try:
         futures = [pool.submit(_run_group, i) for i in range(len(groups))]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure stops the export at once

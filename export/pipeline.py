@@ -372,14 +372,10 @@ def convert_all(ctx: ExportContext, todo: list[tuple[str, str]], progress: Progr
             with progress.active(), progress.stage("torch.export fp32 of every method (before the workers fork)"):
                 for method in ctx.methods:
                     shared.exported_program(ctx, method)
-        import torch
-
-        threads = max(1, torch.get_num_threads() // min(jobs, len(groups)))
         progress._print(f"{len(groups)} groups of converters in {min(jobs, len(groups))} worker processes "
-                        f"({threads} torch thread(s) each): " + "; ".join(", ".join(f"{f} {p}" for f, p in g)
-                                                                           for g in groups))
+                        "(one torch thread each): " + "; ".join(", ".join(f"{f} {p}" for f, p in g) for g in groups))
         results = parallel.run_parallel(groups, lambda g: convert_group(g, Progress(progress.show, progress.stream)),
-                                        jobs, threads)
+                                        jobs)
         by_key = {}
         for group, (records, timings) in zip(groups, results):
             progress.timings.update(timings)

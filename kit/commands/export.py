@@ -43,7 +43,7 @@ def export(checkpoint: str, out: str = "artifacts", formats: str = ",".join(defa
         parity_clips: At most this many held-out clips for parity and metrics (default: all).
         threads: Torch CPU threads for export and eager reference (0 = torch default).
         jobs: Worker processes that run converters side by side (0 = the usable CPUs, at most 2;
-            1 = one after the other). Each worker gets threads/jobs torch threads.
+            1 = one after the other). Workers run torch on one thread each.
     """
     from echoweave.export.parallel import default_jobs
     from echoweave.export.pipeline import export_checkpoint
