@@ -535,7 +535,22 @@ def _time_cells(cells: list, cfg: PeerConfig, folder: Path) -> dict[str, dict]:
     for c in cells:
         c.clf.close()
     return {c.label: {"latency_ms": latency_stats(c.samples), "samples": len(c.samples), "load_ms": c.load_ms[0],
-                      "first_ms": c.first_ms} for c in cells}
+                      "first_ms": c.first_ms, "samples_ms": [round(x, 4) for x in c.samples]} for c in cells}
+
+
+def median_ratio_ci(kit_ms, peer_ms, confidence: float = 0.95, resamples: int = 2000) -> list[float] | None:
+    """Percentile-bootstrap interval of median(kit) / median(peer) (each side resampled on its
+    own; scipy.stats.bootstrap), or None with fewer than 5 calls on a side. A ratio above 1.00
+    whose interval reaches below 1.00 is within the timing noise of this run."""
+    if len(kit_ms) < 5 or len(peer_ms) < 5:
+        return None
+    from scipy.stats import bootstrap
+
+    res = bootstrap((np.asarray(kit_ms, float), np.asarray(peer_ms, float)),
+                    lambda k, p, axis: np.median(k, axis=axis) / np.median(p, axis=axis), vectorized=True,
+                    paired=False, confidence_level=confidence, n_resamples=resamples, method="percentile",
+                    random_state=np.random.default_rng(0))
+    return [round(float(res.confidence_interval.low), 4), round(float(res.confidence_interval.high), 4)]
 
 
 def _bytes(folder: Path, art: dict, method: str) -> int | None:
@@ -550,16 +565,21 @@ def _pair_row(comp: dict, timing: dict, artifacts: dict) -> dict:
     km, pm = kit_t["latency_ms"]["median"], peer_t["latency_ms"]["median"]
     ka, pa = artifacts[comp["kit"]]["accuracy"], artifacts[comp["peer"]]["accuracy"]
     ratio = km / pm if pm else None
+    ci = median_ratio_ci(kit_t.get("samples_ms") or [], peer_t.get("samples_ms") or [])
     what = f"{comp['runtime']} {comp['precision']} {comp['method']} t{t}"
     verdicts = []
     if ratio is not None and ratio > 1.0:
-        verdicts.append(f"SLOWER: kit {what} is {ratio:.2f}x the peer {comp['recipe']} ({km:.2f} vs {pm:.2f} ms median)")
+        noise = f"; 95% interval [{ci[0]:.2f}, {ci[1]:.2f}]" + (", within this run's timing noise" if ci[0] <= 1.0
+                                                                 else "") if ci else ""
+        verdicts.append(f"SLOWER: kit {what} is {ratio:.2f}x the peer {comp['recipe']} ({km:.2f} vs {pm:.2f} ms "
+                        f"median{noise})")
     if ka["top1_agreement"] < pa["top1_agreement"] or ka["accuracy"] < pa["accuracy"]:
         verdicts.append(f"LESS ACCURATE: kit {what} agrees {100 * ka['top1_agreement']:.1f}% / accuracy "
                         f"{100 * ka['accuracy']:.1f}% vs the peer {comp['recipe']} {100 * pa['top1_agreement']:.1f}% / "
                         f"{100 * pa['accuracy']:.1f}% on held-out windows")
     return {**comp, "kit_median_ms": km, "peer_median_ms": pm, "kit_p99_ms": kit_t["latency_ms"]["p99"],
-            "peer_p99_ms": peer_t["latency_ms"]["p99"], "ratio": ratio,
+            "peer_p99_ms": peer_t["latency_ms"]["p99"], "ratio": ratio, "ratio_ci95": ci,
+            "significantly_slower": bool(ci is not None and ci[0] > 1.0),
             "kit_top1_agreement": ka["top1_agreement"], "peer_top1_agreement": pa["top1_agreement"],
             "kit_accuracy": ka["accuracy"], "peer_accuracy": pa["accuracy"],
             "kit_feature_sqnr_db": ka.get("feature_sqnr_db"), "peer_feature_sqnr_db": pa.get("feature_sqnr_db"),

@@ -245,3 +245,28 @@ def test_peers_default_to_the_method_a_stream_runs():
 
     assert default_peer_methods({"methods": ["forward", "embed_frame", "classify_window"]}) == ["embed_frame"]
     assert default_peer_methods({"methods": ["forward"]}) == ["forward"]  # window-only (c3d, stfm)
+
+
+def test_slower_verdict_carries_the_ratio_interval_and_says_when_it_is_noise():
+    rng = np.random.default_rng(3)
+    acc = {"top1_agreement": 1.0, "accuracy": 0.5, "feature_sqnr_db": 30.0}
+    artifacts = {"kit:a": {"accuracy": acc}, "peer:b": {"accuracy": acc}}
+    comp = {"runtime": "onnxruntime", "precision": "int8", "method": "embed_frame", "threads": 2, "kit": "kit:a",
+            "peer": "peer:b", "recipe": "ort-static-qdq-u8s8"}
+
+    def cell(samples):
+        return {"latency_ms": {"median": float(np.median(samples)), "p99": float(np.max(samples))},
+                "samples_ms": list(samples)}
+
+    peer = rng.normal(35.0, 2.0, 200)
+    tied = P._pair_row(comp, {"kit:a:t2": cell(peer * 1.01 + rng.normal(0, 2.0, 200)), "peer:b:t2": cell(peer)},
+                       artifacts)
+    low, high = tied["ratio_ci95"]
+    assert low <= tied["ratio"] <= high and low < 1.0 < high
+    assert tied["slower"] == (tied["ratio"] > 1.0) and not tied["significantly_slower"]
+    if tied["slower"]:
+        assert tied["verdicts"][0].endswith("within this run's timing noise)")
+    slow = P._pair_row(comp, {"kit:a:t2": cell(peer * 1.2), "peer:b:t2": cell(peer)}, artifacts)
+    assert slow["significantly_slower"] and slow["ratio_ci95"][0] > 1.0
+    assert "95% interval" in slow["verdicts"][0] and "noise" not in slow["verdicts"][0]
+    assert P.median_ratio_ci([1.0] * 4, [1.0] * 50) is None  # too few calls to say
