@@ -106,8 +106,12 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, store, monkeypatch):
         run_training(tiny_config(tmp_path / "killed", optim={"epochs": 3}), store=store, show_progress=False)
     assert ckpt.find_checkpoint(tmp_path / "killed").name == "epoch_0001"
     monkeypatch.setattr(run_mod, "train_one_epoch", real)
+    loads, real_load = [], ckpt.load_checkpoint
+    monkeypatch.setattr(ckpt, "load_checkpoint", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     resumed = run_training(tiny_config(tmp_path / "killed", optim={"epochs": 3}, resume=True), store=store,
                            show_progress=False)
+    assert len(loads) == 1, "an incomplete run's weights are read once on resume"
+    monkeypatch.setattr(ckpt, "load_checkpoint", real_load)
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed run must end with identical weights"
     # and it really trained on after resuming (weights differ from the epoch-1 checkpoint)

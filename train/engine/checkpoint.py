@@ -130,6 +130,15 @@ def find_checkpoint(path: str | Path) -> Path | None:
     return complete[-1] if complete else None
 
 
+def checkpoint_epoch(folder: str | Path) -> int:
+    """The epoch a checkpoint folder's metadata records, read without loading the weights
+    (-1 when the metadata is unreadable: `load_checkpoint` then says why)."""
+    try:
+        return int(json.loads((Path(folder) / META).read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
     """Load weights and metadata from a run, checkpoints or epoch folder.
 

@@ -246,11 +246,9 @@ def _record_store_source(cfg: TrainConfig, store: ClipStore) -> TrainConfig:
 def _finished_run(cfg: TrainConfig, out: Path, store: ClipStore, model, val_idx) -> RunResult | None:
     """The run in ``out`` loaded into ``model`` when its last checkpoint has every epoch, else None."""
     folder = ckpt.find_checkpoint(out)
-    if folder is None:
-        return None
+    if folder is None or ckpt.checkpoint_epoch(folder) < cfg.optim.epochs:
+        return None  # an incomplete run: the resume path loads its weights once
     state, meta, folder = ckpt.load_checkpoint(folder)
-    if int(meta["epoch"]) < cfg.optim.epochs:
-        return None
     _check_classes(store.class_names, meta["class_names"], str(folder))
     model.load_state_dict(state)
     model.eval()
