@@ -129,9 +129,19 @@ def judge(row: dict, reference: np.ndarray, logits: np.ndarray) -> dict[str, Any
                       f"for agreement to be informative: {n_decisive} of {len(agree)} windows have a margin above "
                       f"twice the RMS logit error {rms_error:.2g} (need {MIN_DECISIVE})")
     elif not agreement_ok or float(agree.mean()) < 0.9:
+        # Name every condition that failed: a near-tied model can agree on all of its decisive
+        # windows and still flip more than 10 % of the rest.
+        needed = 1.0 if row["precision"] == "fp32" else 0.95
+        failed = ([f"agreement {decisive_agreement:.1%} on {n_decisive} decisive windows < {needed:.0%}"]
+                  if decisive_agreement < needed else [])
+        failed += ([f"accuracy drop {row['accuracy_drop_pp']:+.1f} pp > 1.0 pp"]
+                   if row["precision"] != "fp32" and row["accuracy_drop_pp"] > 1.0 else [])
+        failed += ([f"overall agreement {float(agree.mean()):.1%} < 90% ({int((~agree).sum())} of {len(agree)} "
+                    f"windows flipped, {int((~agree & ~decisive).sum())} of them within twice the RMS logit "
+                    f"error)"] if float(agree.mean()) < 0.9 else [])
         out["verdict"] = "MISSED"
-        out["why"] = (f"agreement {decisive_agreement:.1%} on {n_decisive} decisive windows, accuracy drop "
-                      f"{row['accuracy_drop_pp']:+.1f} pp")
+        out["why"] = "; ".join(failed) + (f" (decisive agreement {decisive_agreement:.1%} on {n_decisive} windows)"
+                                          if decisive_agreement >= needed else "")
     else:
         out["verdict"] = "met"
         out["why"] = (f"worst SQNR {worst:.1f} dB ({worst_method}); agreement {decisive_agreement:.1%} on "

@@ -337,6 +337,20 @@ def test_18_parity_is_judged_on_numerics_and_never_met_beside_zero_agreement():
            "streaming": {}, "methods": {"forward": numerics(eager + 1e-6, eager)}}
     row.update(judge(row, eager, eager + 1e-6))
     assert row["verdict"] == "met" and row["decisive_windows"] >= 30
+
+    # Near-tied model: every decisive window agrees, but 20 of 40 flip inside the noise. MISSED, and
+    # the reason says which rule failed (it used to print only the perfect decisive agreement).
+    tied = rng.normal(size=(40, 12)) * 3.0
+    tied[:20, 1] = tied[:20, 0] = tied[:20].max(1) + 5.0  # two equal top logits: a tie
+    tied[:20, 0] += 1e-4
+    flipped = tied + rng.normal(size=tied.shape) * 1e-5
+    flipped[:20, 1] += 3e-4  # every tie flips to the other class
+    row = {"id": "z", "precision": "int8", "ran": True, "accuracy_drop_pp": 0.0, "top1_agreement": 0.5,
+           "streaming": {}, "methods": {"forward": numerics(flipped, tied)}}
+    row.update(judge(row, tied, flipped))
+    assert row["verdict"] == "MISSED" and row["decisive_agreement"] == 1.0
+    assert row["why"].startswith("overall agreement 50.0% < 90% (20 of 40 windows flipped, 20 of them within")
+    assert "decisive agreement 100.0%" in row["why"]
     assert "met (" not in parity_markdown({"model_id": "m", "held_out": {"windows": 4, "clips": 1, "patients": []},
                                            "artifacts": []})
 
