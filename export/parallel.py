@@ -21,6 +21,8 @@ back to the parent in plan order; a converter failure in a worker is raised in t
 the same `ExportError` (named by format and precision), and the other workers are stopped.
 
 Verification stays in the parent, after every worker has finished (it opens the staged files).
+A process that cannot fork safely (`fork_unsafe_reason`: JAX already loaded) converts one after
+another and says why.
 """
 from __future__ import annotations
 
@@ -53,6 +55,22 @@ def default_jobs() -> int:
     side by side cost memory, about 3-5 GB each on the full-size model, for little gain)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(2, usable))
+
+
+def fork_unsafe_reason() -> str | None:
+    """Why forking this process could hang a worker, or None when it is safe.
+
+    A forked child gets only the forking thread; a library whose worker threads or locks were
+    live in the parent deadlocks in the child. JAX (litert-torch lowers through it) is such a
+    library: a worker forked from a test process that had converted to LiteRT before hung in its
+    first JAX lowering. The CLI forks before anything loads JAX; a long-lived process that already
+    converted a LiteRT model converts one format after another instead.
+    """
+    import sys
+
+    if "jax" in sys.modules:
+        return "JAX (litert-torch's lowering) is already loaded in this process, and its threads do not survive fork"
+    return None
 
 
 def _worker_init() -> None:

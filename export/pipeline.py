@@ -365,8 +365,11 @@ def convert_all(ctx: ExportContext, todo: list[tuple[str, str]], progress: Progr
         return records, prog.timings
 
     groups = parallel.plan_groups(todo)
+    unsafe = parallel.fork_unsafe_reason() if jobs > 1 and len(groups) > 1 else None
+    if unsafe:
+        progress._print(f"converters one after another, not in {jobs} workers: {unsafe}")
     try:
-        if jobs <= 1 or len(groups) <= 1:
+        if jobs <= 1 or len(groups) <= 1 or unsafe:
             return convert_group(todo, progress)[0]
         if any(key in shared.USERS for key in todo):
             with progress.active(), progress.stage("torch.export fp32 of every method (before the workers fork)"):
