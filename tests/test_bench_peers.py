@@ -66,6 +66,8 @@ def test_every_precision_of_the_kit_has_its_peers_built_and_run(report):
     assert kit_int8 and all("own_head" in a["accuracy"] for a in kit_int8)
     for cell in report["cells"]:
         assert cell["samples"] >= 3 and cell["latency_ms"]["median"] > 0
+        assert "samples_ms" not in cell  # statistics only: a fast model makes 10^4 calls per cell
+    assert all(p["ratio_ci95"] is None or p["ratio_ci95"][0] <= p["ratio_ci95"][1] for p in report["pairs"])
 
 
 def test_pairs_hold_ratios_accuracies_and_verdicts(report):
