@@ -149,7 +149,7 @@ BUILTIN_FORMATS: tuple[FormatInfo, ...] = (
         adapter="echoweave.edge.runtime.onnx_adapter:OnnxRuntimeAdapter",
         converter="echoweave.export.onnx_format:export_onnx", converter_package="onnxruntime",
         precisions=("fp32", "int8"),
-        precision_notes={"int8": "QDQ U8S8 (uint8 activations, int8 per-tensor weights), static calibration"},
+        precision_notes={"int8": "QDQ U8S8 (uint8 activations, int8 per-channel weights), static calibration"},
         unsupported=(Unsupported("fp16", "*", "ONNX Runtime's CPU provider lacks fp16 kernels for most ops (it "
                                  "would insert casts and run slower than fp32); use int8 QDQ"),),
         thread_control="SessionOptions.intra_op_num_threads at load (inter_op 1; classify_window 1)"),

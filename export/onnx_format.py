@@ -3,14 +3,8 @@
 ONNX has no multi-method container, so each method is its own file
 (``tfw_tiny_fp32.onnx``, ``tfw_tiny_fp32_embed_frame.onnx``, ``tfw_tiny_fp32_classify_window.onnx``).
 
-int8 is ONNX Runtime static QDQ with **U8S8** (uint8 activations, int8 per-tensor weights):
-3x faster than the default S8S8 on AVX-512 VNNI (docs/TOOLCHAIN_NOTES.md) and 1.9x on this AVX2
-host (docs/benchmarks/r50_quiet_s24.md). Weights are per-tensor, ONNX Runtime's default: on an
-AVX2 CPU without VNNI the U8S8 kernels add u8 x s8 pairs in saturating int16, and per-channel
-scales push every channel's weights to the full int8 range. Measured on the MobileNetV3-Small
-TFW's ``embed_frame`` (192 held-out frames): feature SQNR 19.2 dB per-channel, 23.9 dB per-channel
-with ``reduce_range``, 26.2 dB per-tensor, at the same speed; on the full-size ResNet-50 28.4 vs
-29.2 dB (per-channel vs per-tensor). Each graph is calibrated
+int8 is ONNX Runtime static QDQ with **U8S8** (uint8 activations, int8 per-channel weights):
+3x faster than the default S8S8 on AVX-512 VNNI here (docs/TOOLCHAIN_NOTES.md). Each graph is calibrated
 on real training clips: windows for `forward`, frames for `embed_frame`, and for
 `classify_window` the features of the *int8* `embed_frame` graph (what the head sees at run
 time; see `executorch_format` for why).
@@ -65,8 +59,7 @@ class WindowReader:
 
 
 def quantize_graph(src: Path, dst: Path, input_names: list[str], samples: list[tuple[np.ndarray, ...]]) -> None:
-    """Stage quantize: static QDQ U8S8 (per-tensor weights; see the module docstring) of ``src`` into
-    ``dst``, calibrated on ``samples``."""
+    """Stage quantize: static QDQ U8S8 per-channel of ``src`` into ``dst``, calibrated on ``samples``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -77,7 +70,7 @@ def quantize_graph(src: Path, dst: Path, input_names: list[str], samples: list[t
     try:
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(dst), Reader(input_names, samples), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
     finally:
         prepared.unlink(missing_ok=True)
 
