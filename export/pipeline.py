@@ -367,7 +367,7 @@ def convert_all(ctx: ExportContext, todo: list[tuple[str, str]], progress: Progr
     groups = parallel.plan_groups(todo)
     unsafe = parallel.fork_unsafe_reason() if jobs > 1 and len(groups) > 1 else None
     if unsafe:
-        progress._print(f"converters one after another, not in {jobs} workers: {unsafe}")
+        progress.note(f"converters one after another, not in {jobs} workers: {unsafe}")
     try:
         if jobs <= 1 or len(groups) <= 1 or unsafe:
             return convert_group(todo, progress)[0]
@@ -375,7 +375,7 @@ def convert_all(ctx: ExportContext, todo: list[tuple[str, str]], progress: Progr
             with progress.active(), progress.stage("torch.export fp32 of every method (before the workers fork)"):
                 for method in ctx.methods:
                     shared.exported_program(ctx, method)
-        progress._print(f"{len(groups)} groups of converters in {min(jobs, len(groups))} worker processes "
+        progress.note(f"{len(groups)} groups of converters in {min(jobs, len(groups))} worker processes "
                         "(one torch thread each): " + "; ".join(", ".join(f"{f} {p}" for f, p in g) for g in groups))
         results = parallel.run_parallel(groups, lambda g: convert_group(g, Progress(progress.show, progress.stream)),
                                         jobs)

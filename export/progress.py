@@ -39,6 +39,10 @@ class Progress:
         if self.show:
             print(f"[export] {text}", file=self.stream or sys.stdout, flush=True)
 
+    def note(self, text: str) -> None:
+        """Print one ``[export] <text>`` line (no timing)."""
+        self._print(text)
+
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time one named stage (``load checkpoint``, ``onnx int8: export -> ...``)."""
